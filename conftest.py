@@ -1,0 +1,34 @@
+"""Suite-wide pytest configuration for ukbuild and its backend distributions.
+
+``@pytest.mark.realtool("qemu-system-x86_64", ...)`` names the host tools a
+test needs.  A missing tool skips the test with a reason locally, but under
+``CI=true`` (or ``UKBUILD_REQUIRE_TOOLS=1``) it fails, so CI cannot go green
+by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def _tools_required() -> bool:
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("UKBUILD_REQUIRE_TOOLS") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "realtool(*names): needs these host tools on PATH")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("realtool"):
+        missing = [name for name in marker.args if shutil.which(name) is None]
+        if not missing:
+            continue
+        message = f"needs {', '.join(missing)} on PATH (install with .ci/run's apt-get line)"
+        if _tools_required():
+            pytest.fail(f"CI requires real tools: {message}", pytrace=False)
+        pytest.skip(message)

@@ -1,0 +1,1 @@
+"""ukbuild: content-addressed builds of unikernel images."""
