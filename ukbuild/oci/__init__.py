@@ -1,0 +1,1 @@
+"""The OCI format library: deterministic layers, manifests, layouts, archives and a push client."""
