@@ -1,0 +1,281 @@
+"""Fixtures for the OCI tests: schema validation, a layout checker, registries.
+
+The registries are Debian's ``docker-registry`` with a private config on a
+free 127.0.0.1 port (xdist workers run side by side), stopped by their own
+PID.  ``auth_registry`` adds htpasswd basic auth over TLS with a throwaway
+self-signed certificate.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import jsonschema
+import pytest
+import zstandard
+
+SCHEMA_DIR = Path("/usr/share/gocode/src/github.com/opencontainers/image-spec/schema")
+EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+INDEX = "application/vnd.oci.image.index.v1+json"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+# -- JSON schemas -------------------------------------------------------------
+
+
+def _load_schema(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / Path(name).name).read_text())
+
+
+@pytest.fixture(scope="session")
+def validate() -> Callable[[str, Any], None]:
+    """``validate("image-manifest-schema.json", doc)`` against Debian's draft-04 schemas.
+
+    Every ``$ref`` is resolved by file basename from the local directory; the
+    schemas' ``id`` URLs are never fetched.
+    """
+    if not SCHEMA_DIR.is_dir():
+        pytest.skip(f"{SCHEMA_DIR} missing (apt-get install golang-github-opencontainers-image-spec-dev)")
+    try:
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT4
+
+        def retrieve(uri: str) -> Resource:
+            return Resource.from_contents(_load_schema(uri.split("#")[0].rsplit("/", 1)[-1]), DRAFT4)
+
+        registry: Any = Registry(retrieve=retrieve)  # type: ignore[call-arg]
+
+        def validate_doc(schema_name: str, document: Any) -> None:
+            validator = jsonschema.Draft4Validator(_load_schema(schema_name), registry=registry)
+            validator.validate(document)
+
+    except ImportError:  # jsonschema < 4.18 (Debian's python3-jsonschema 4.10)
+
+        def validate_doc(schema_name: str, document: Any) -> None:
+            schema = _load_schema(schema_name)
+            handler = lambda uri: _load_schema(uri.split("#")[0].rsplit("/", 1)[-1])  # noqa: E731
+            resolver = jsonschema.RefResolver.from_schema(schema, handlers={"https": handler, "http": handler})
+            jsonschema.Draft4Validator(schema, resolver=resolver).validate(document)
+
+    return validate_doc
+
+
+# -- layout checker -------------------------------------------------------------
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def uncompressed(media_type: str, data: bytes) -> bytes:
+    if media_type.endswith("+gzip"):
+        return gzip.decompress(data)
+    if media_type.endswith("+zstd"):
+        return zstandard.ZstdDecompressor().decompress(data)
+    return data
+
+
+@attrs.define
+class LayoutReport:
+    index: dict[str, Any]
+    manifests: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    configs: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    layers: dict[str, bytes] = attrs.field(factory=dict)
+
+    def tagged(self, tag: str) -> dict[str, Any]:
+        (entry,) = [
+            m for m in self.index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+        ]
+        return entry
+
+
+@pytest.fixture(scope="session")
+def check_layout(validate: Callable[[str, Any], None]) -> Callable[[Path], LayoutReport]:
+    """Check a layout completely: schemas, every blob's digest and size, diff_ids,
+    tar headers, and the ``subject``/``artifactType`` rules the 1.1.0-rc2
+    schemas do not know."""
+
+    def check(root: Path) -> LayoutReport:
+        layout = json.loads((root / "oci-layout").read_bytes())
+        validate("image-layout-schema.json", layout)
+        assert layout == {"imageLayoutVersion": "1.0.0"}
+        index = json.loads((root / "index.json").read_bytes())
+        validate("image-index-schema.json", index)
+        assert index["mediaType"] == INDEX
+        report = LayoutReport(index)
+
+        def blob(descriptor: dict[str, Any]) -> bytes:
+            algorithm, encoded = descriptor["digest"].split(":")
+            assert algorithm == "sha256" and len(encoded) == 64
+            data = (root / "blobs" / algorithm / encoded).read_bytes()
+            assert len(data) == descriptor["size"], descriptor
+            assert _sha256(data) == descriptor["digest"], descriptor
+            return data
+
+        def visit(descriptor: dict[str, Any]) -> None:
+            data = blob(descriptor)
+            document = json.loads(data)
+            if descriptor["mediaType"] == INDEX:
+                validate("image-index-schema.json", document)
+                for child in document["manifests"]:
+                    visit(child)
+                return
+            assert descriptor["mediaType"] == MANIFEST
+            validate("image-manifest-schema.json", document)
+            assert document["mediaType"] == MANIFEST
+            report.manifests[descriptor["digest"]] = document
+            config_data = blob(document["config"])
+            if document["config"]["mediaType"] == CONFIG:
+                config = json.loads(config_data)
+                validate("config-schema.json", config)
+                report.configs[document["config"]["digest"]] = config
+                diff_ids = []
+                for layer in document["layers"]:
+                    raw = uncompressed(layer["mediaType"], blob(layer))
+                    diff_ids.append(_sha256(raw))
+                    report.layers[layer["digest"]] = raw
+                    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+                        names = [m.name for m in tar.getmembers()]
+                        assert names == sorted(names)
+                        for member in tar.getmembers():
+                            assert (member.uid, member.gid, member.uname, member.gname) == (0, 0, "", "")
+                assert config["rootfs"] == {"type": "layers", "diff_ids": diff_ids}
+                assert "artifactType" not in document
+            else:
+                assert document["config"]["digest"] == EMPTY_DIGEST and config_data == b"{}"
+                assert isinstance(document.get("artifactType"), str) and "/" in document["artifactType"]
+                for layer in document["layers"]:
+                    blob(layer)
+            if "subject" in document:
+                subject = document["subject"]
+                assert set(subject) == {"mediaType", "digest", "size"}
+                assert subject["mediaType"] == MANIFEST
+                assert blob(subject)  # the subject is in the layout and intact
+                assert descriptor.get("artifactType") == document["artifactType"]
+
+        for entry in index["manifests"]:
+            visit(entry)
+        return report
+
+    return check
+
+
+# -- registries ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@attrs.frozen
+class Registry:
+    host: str
+    data: Path
+    ca_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def skopeo_creds(self) -> list[str]:
+        return ["--creds", f"{self.username}:{self.password}"] if self.username else []
+
+
+def _start_registry(root: Path, *, tls: bool, htpasswd: Path | None) -> Iterator[Registry]:
+    cert = root / "cert.pem"
+    key = root / "key.pem"
+    if tls:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    for _attempt in range(3):
+        port = _free_port()
+        http: dict[str, Any] = {"addr": f"127.0.0.1:{port}"}
+        if tls:
+            http["tls"] = {"certificate": str(cert), "key": str(key)}
+        config: dict[str, Any] = {
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
+            "http": http,
+        }
+        if htpasswd is not None:
+            config["auth"] = {"htpasswd": {"realm": "ukbuild-test", "path": str(htpasswd)}}
+        (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
+        log = open(root / "registry.log", "wb")
+        process = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log)
+        context = ssl.create_default_context(cafile=str(cert)) if tls else None
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/v2/"
+        deadline = time.monotonic() + 15
+        ready = False
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                urllib.request.urlopen(url, timeout=1, context=context).close()
+                ready = True
+            except urllib.error.HTTPError as exc:
+                ready = exc.code == 401
+            except OSError:
+                pass
+            if ready:
+                break
+            time.sleep(0.05)
+        if ready:
+            try:
+                yield Registry(f"127.0.0.1:{port}", root / "data", cert if tls else None)
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                log.close()
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.close()
+    raise RuntimeError("docker-registry did not start:\n" + (root / "registry.log").read_text())
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    """A plain-HTTP registry without auth on a free loopback port."""
+    if shutil.which("docker-registry") is None:
+        pytest.skip("needs docker-registry")
+    root = tmp_path / "registry"
+    root.mkdir()
+    yield from _start_registry(root, tls=False, htpasswd=None)
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry with htpasswd (bcrypt) basic auth over TLS with a self-signed certificate."""
+    for tool in ("docker-registry", "openssl", "htpasswd"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool}")
+    root = tmp_path / "auth-registry"
+    root.mkdir()
+    entry = subprocess.run(["htpasswd", "-Bbn", "builder", "s3cret-pw"], check=True, capture_output=True, text=True)
+    (root / "htpasswd").write_text(entry.stdout.strip() + "\n")
+    for reg in _start_registry(root, tls=True, htpasswd=root / "htpasswd"):
+        yield attrs.evolve(reg, username="builder", password="s3cret-pw")
