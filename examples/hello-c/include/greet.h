@@ -1,0 +1,7 @@
+#ifndef GREET_H
+#define GREET_H
+
+const char *greeting(void);
+int shout(const char *text, char *out, int size);
+
+#endif

@@ -1,0 +1,3 @@
+from ukbuild.cli import run
+
+run()

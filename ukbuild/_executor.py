@@ -1,0 +1,389 @@
+"""Running one action: stage its inputs, run its command, capture its outputs.
+
+Each action runs in a fresh scratch directory that holds only its declared
+inputs, as copies (a tool that rewrites a staged input in place, like
+``ranlib`` on a staged archive, must not reach the store — hard links would
+let it, even read-only ones, since builds may run as root).  The
+environment is explicit: nothing leaks from the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from . import _sources
+from ._journal import stat_key
+from ._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
+from ._store import Store
+from ._trees import DirEntry, FileEntry, LinkEntry, flatten_tree, scan, tree_message, walk
+from .errors import BuildError, Cancelled, SourceError
+from .model import (
+    LOGICAL_WORKDIR,
+    Action,
+    ArchiveSource,
+    FileSource,
+    LocalSource,
+    OutputInput,
+    PathInput,
+    SourceInput,
+    Toolchain,
+)
+from .toolchains import write_compiler_wrappers
+
+#: Set by the executor for every action, and part of every key.
+FIXED_ENV = {"LC_ALL": "C", "TZ": "UTC", "SOURCE_DATE_EPOCH": "0"}
+WORK_VAR = "${UKBUILD_WORK}"
+LOG_TAIL_LINES = 25
+
+
+@attrs.frozen
+class Staging:
+    """What the scheduler resolved for one action: where each input's bytes come from."""
+
+    action: Action
+    key: Digest
+    toolchain: Toolchain | None
+    dependency_results: Mapping[str, ActionResult]
+    hashed_stats: Mapping[str, tuple[int, int, int, int]]
+    source_overrides: Mapping[str, str]
+
+
+def action_env(action: Action) -> dict[str, str]:
+    """The environment as it enters the key (``${UKBUILD_WORK}`` not yet expanded)."""
+    return {**FIXED_ENV, **dict(action.env)}
+
+
+class Executor:
+    """Runs actions in scratch directories under ``scratch_root``."""
+
+    def __init__(
+        self,
+        store: Store,
+        project_root: Path,
+        *,
+        scratch_root: Path,
+        log_dir: Path,
+        mirrors: tuple[str, ...] = (),
+        keep_scratch: bool = False,
+    ) -> None:
+        self.store = store
+        self.project_root = project_root
+        self.scratch_root = scratch_root
+        self.log_dir = log_dir
+        self.mirrors = mirrors
+        self.keep_scratch = keep_scratch
+        self._wrappers: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def log_path(self, action: Action) -> Path:
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in action.name)
+        return self.log_dir / f"{safe}.log"
+
+    def run(self, staging: Staging, cancel: threading.Event) -> ActionResult:
+        action = staging.action
+        self.scratch_root.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="a-", dir=self.scratch_root))
+        try:
+            work = scratch / "work"
+            work.mkdir()
+            self._stage(staging, work)
+            log = self.log_path(action)
+            self._execute(staging, scratch, work, log, cancel)
+            return self._capture(action, work, log)
+        finally:
+            if not self.keep_scratch:
+                _remove_tree(scratch)
+
+    # --- staging -------------------------------------------------------------
+
+    def _stage(self, staging: Staging, work: Path) -> None:
+        action = staging.action
+        for item in action.inputs:
+            if isinstance(item, PathInput):
+                self._stage_path(item, work, staging.hashed_stats, action)
+            elif isinstance(item, OutputInput):
+                self._stage_outputs(item, staging.dependency_results[item.action], work, action)
+            elif isinstance(item, SourceInput):
+                self._stage_source(item, work, staging.source_overrides.get(item.name))
+
+    def _stage_path(self, item: PathInput, work: Path, hashed: Mapping[str, tuple[int, int, int, int]], action: Action) -> None:
+        src = self.project_root / item.path
+        dest = work / item.dest
+        if src.is_dir():
+            for rel, st in walk(src):
+                self._copy_checked(src / rel, dest / rel, st, hashed, action)
+        else:
+            self._copy_checked(src, dest, os.lstat(src), hashed, action)
+
+    def _copy_checked(self, src: Path, dest: Path, st: os.stat_result, hashed: Mapping[str, tuple[int, int, int, int]], action: Action) -> None:
+        expected = hashed.get(str(src))
+        if os.path.isdir(src) and not os.path.islink(src):
+            dest.mkdir(parents=True, exist_ok=True)
+            return
+        _check_free(dest, action)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.islink(src):
+            os.symlink(os.readlink(src), dest)
+            return
+        shutil.copyfile(src, dest)
+        os.chmod(dest, 0o755 if st.st_mode & 0o111 else 0o644)
+        if expected is not None and stat_key(os.stat(src)) != expected:
+            raise BuildError(
+                f"{action.name}: input {src} changed while the build was running",
+                hint="run the build again once the file is saved",
+                reason="input-changed",
+            )
+
+    def _stage_outputs(self, item: OutputInput, result: ActionResult, work: Path, action: Action) -> None:
+        dest_root = work / item.dest if item.dest else work
+
+        def place(path: str) -> Path | None:
+            if not item.path:
+                return dest_root / path
+            if path == item.path:
+                return dest_root
+            if path.startswith(item.path + "/"):
+                return dest_root / path[len(item.path) + 1 :]
+            return None
+
+        for f in result.output_files:
+            target = place(f.path)
+            if target is not None:
+                self._export(f.digest, target, f.executable, action, item.action)
+        for link in result.output_symlinks:
+            target = place(link.path)
+            if target is not None:
+                _check_free(target, action)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(link.target, target)
+        for d in result.output_directories:
+            base = place(d.path.rstrip("/"))
+            if base is None:
+                continue
+            tree = self.store.read_tree(d.tree_digest)
+            if tree is None:
+                raise LostOutput(item.action)
+            base.mkdir(parents=True, exist_ok=True)
+            for rel, entry in flatten_tree(tree).items():
+                target = base / rel
+                if isinstance(entry, DirEntry):
+                    target.mkdir(parents=True, exist_ok=True)
+                elif isinstance(entry, LinkEntry):
+                    _check_free(target, action)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.symlink(entry.target, target)
+                else:
+                    self._export(entry.digest, target, entry.executable, action, item.action)
+
+    def _export(self, digest: Digest, target: Path, executable: bool, action: Action, producer: str) -> None:
+        _check_free(target, action)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not self.store.export(digest, target, executable=executable):
+            raise LostOutput(producer)
+
+    def _stage_source(self, item: SourceInput, work: Path, override: str | None) -> None:
+        dest = work / item.dest
+        source = item.source
+        origin = f"source of {item.name}"
+        if override is not None or isinstance(source, LocalSource):
+            root = Path(override) if override is not None else self.project_root / source.path  # type: ignore[union-attr]
+            shutil.copytree(root, dest, symlinks=True, dirs_exist_ok=True)
+        elif isinstance(source, ArchiveSource):
+            digest = _sources.fetch_archive(source, self.store, self.mirrors)
+            archive = work.parent / "archive"
+            if not self.store.export(digest, archive):
+                raise SourceError(f"{origin}: the stored archive is corrupt; it was removed, run again", reason="corrupt-entry")
+            _sources.extract_archive(archive, dest, strip=source.strip, origin=f"{origin} ({source.url})")
+            archive.unlink()
+        elif isinstance(source, FileSource) and source.path is not None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.project_root / source.path, dest)
+        patches = getattr(source, "patches", ())
+        _sources.apply_patches(dest, [self.project_root / p for p in patches], origin)
+
+    # --- running -----------------------------------------------------------
+
+    def _wrapper_dir(self, toolchain: Toolchain) -> Path:
+        with self._lock:
+            found = self._wrappers.get(toolchain.name)
+            if found is None:
+                found = Path(tempfile.mkdtemp(prefix=f"tools-{toolchain.name}-", dir=self.scratch_root))
+                write_compiler_wrappers(toolchain, found, LOGICAL_WORKDIR)
+                self._wrappers[toolchain.name] = found
+            return found
+
+    def close(self) -> None:
+        for directory in self._wrappers.values():
+            _remove_tree(directory)
+        self._wrappers.clear()
+
+    def _execute(self, staging: Staging, scratch: Path, work: Path, log: Path, cancel: threading.Event) -> None:
+        action = staging.action
+        toolchain = staging.toolchain
+        path = [str(self._wrapper_dir(toolchain))] if toolchain and toolchain.compilers else []
+        path += list(toolchain.search_path) if toolchain else []
+        home = scratch / "home"
+        tmp = scratch / "tmp"
+        home.mkdir()
+        tmp.mkdir()
+        root = str(work)
+        env = {k: v.replace(WORK_VAR, root) for k, v in action_env(action).items()}
+        env.update({"PATH": os.pathsep.join(path), "HOME": str(home), "TMPDIR": str(tmp), "UKBUILD_WORK": root})
+        argv = [a.replace(WORK_VAR, root) for a in action.argv]
+        cwd = work / action.workdir
+        cwd.mkdir(parents=True, exist_ok=True)
+        for output in action.outputs:
+            (work / output.rstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as out:
+            try:
+                proc = subprocess.Popen(
+                    argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            except FileNotFoundError as exc:
+                raise BuildError(
+                    f"{action.name}: program '{argv[0]}' not found on the toolchain's PATH",
+                    detail="PATH=" + env["PATH"],
+                    hint=f"add '{argv[0]}' to the toolchain's tools, or fix the command ({action.origin})",
+                    reason="tool-not-found",
+                ) from exc
+            status = _wait(proc, cancel)
+        if status is None:
+            raise Cancelled(f"{action.name}: cancelled")
+        if status != 0:
+            raise BuildError(
+                f"{action.name}: command failed with exit status {status}",
+                detail=_tail(log),
+                hint=f"full log: {log}",
+                reason="action-failed",
+            )
+
+    # --- capturing -----------------------------------------------------------
+
+    def _capture(self, action: Action, work: Path, log: Path) -> ActionResult:
+        files, dirs, links = [], [], []
+        for output in action.outputs:
+            path = work / output
+            if not os.path.lexists(path):
+                raise BuildError(
+                    f"{action.name}: declared output '{output}' was not produced",
+                    detail=_tail(log),
+                    hint=f"check the command writes {output} relative to the scratch root; full log: {log}",
+                    reason="missing-output",
+                )
+            st = os.lstat(path)
+            rel = output.rstrip("/")
+            if output.endswith("/"):
+                if not path.is_dir() or path.is_symlink():
+                    raise BuildError(f"{action.name}: output '{output}' is not a directory", reason="wrong-output-kind")
+                entries = scan(path, lambda p, _st: self.store.put_file(Path(p)))
+                root_digest, tree, _ = tree_message(entries)
+                tree_digest = self.store.put_bytes(tree.encode())
+                dirs.append(OutputDirectory(rel, tree_digest, root_digest))
+            elif os.path.islink(path):
+                links.append(OutputSymlink(rel, os.readlink(path)))
+            elif path.is_dir():
+                raise BuildError(
+                    f"{action.name}: output '{output}' is a directory",
+                    hint=f"declare it as '{output}/' to capture a directory", reason="wrong-output-kind",
+                )
+            else:
+                files.append(OutputFile(rel, self.store.put_file(path), bool(st.st_mode & 0o111)))
+        log_digest = self.store.put_file(log)
+        return ActionResult(tuple(files), tuple(dirs), tuple(links), 0, log_digest, None)
+
+
+class LostOutput(Exception):
+    """A stored output of ``producer`` is gone or corrupt: the producer must run again."""
+
+    def __init__(self, producer: str) -> None:
+        super().__init__(producer)
+        self.producer = producer
+
+
+def output_entries(result: ActionResult, store: Store) -> dict[str, FileEntry | LinkEntry | DirEntry] | None:
+    """Everything an action produced as one flat tree (``None`` if a tree blob is lost)."""
+    entries: dict[str, FileEntry | LinkEntry | DirEntry] = {}
+    for f in result.output_files:
+        entries[f.path] = FileEntry(f.digest, f.executable)
+    for link in result.output_symlinks:
+        entries[link.path] = LinkEntry(link.target)
+    for d in result.output_directories:
+        tree = store.read_tree(d.tree_digest)
+        if tree is None:
+            return None
+        entries[d.path] = DirEntry()
+        for rel, entry in flatten_tree(tree).items():
+            entries[f"{d.path}/{rel}"] = entry
+    return entries
+
+
+def _wait(proc: subprocess.Popen[bytes], cancel: threading.Event) -> int | None:
+    """The exit status, or None after killing the process group on cancellation."""
+    while True:
+        try:
+            return proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            if cancel.is_set():
+                _kill_group(proc)
+                return None
+        except KeyboardInterrupt:
+            _kill_group(proc)
+            raise
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return
+            time.sleep(0.02)
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _check_free(target: Path, action: Action) -> None:
+    if os.path.lexists(target):
+        raise BuildError(
+            f"{action.name}: two inputs are staged at the same path {target.name!r}",
+            hint="stage one of them elsewhere with { action = …, at = \"dir\" }",
+            reason="input-conflict",
+        )
+
+
+def _remove_tree(path: Path) -> None:
+    def unprotect(func, p, _exc):  # type: ignore[no-untyped-def]
+        try:
+            os.chmod(os.path.dirname(p), 0o755)
+            os.chmod(p, 0o755)
+            func(p)
+        except OSError:
+            pass
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=unprotect)
+    else:
+        shutil.rmtree(path, onerror=unprotect)

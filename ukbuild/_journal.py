@@ -1,0 +1,98 @@
+"""Local state that makes rebuilds fast: file digests by stat, and key history.
+
+Like Bazel's and ninja's logs, this is a cache of facts about *this*
+checkout; losing it only costs time.  It never enters a key.  Files are
+``marshal`` dumps (fast to load, no imports) written atomically.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import time
+from pathlib import Path
+
+from ._reapi import Digest
+from ._store import hash_file
+
+FORMAT = 1
+#: A file changed this recently may change again within the clock's
+#: granularity without its stat changing (git's "racy" files): not recorded.
+RACY_SECONDS = 2.0
+HISTORY = 5
+
+
+def load(path: Path) -> dict:  # type: ignore[type-arg]
+    try:
+        with open(path, "rb") as f:
+            data = marshal.load(f)
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return {}
+    return data
+
+
+def save(path: Path, data: dict) -> None:  # type: ignore[type-arg]
+    data = {**data, "format": FORMAT}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            marshal.dump(data, f)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+class FileDigests:
+    """Digest of a file by path, re-hashed only when its stat changed."""
+
+    def __init__(self, known: dict[str, tuple[tuple[int, int, int, int], str, int]]) -> None:
+        self._known = known
+        self.hashed = 0
+        self.seen: dict[str, tuple[int, int, int, int]] = {}
+        self._now = time.time()
+
+    def __call__(self, path: str, st: os.stat_result) -> Digest:
+        key = stat_key(st)
+        self.seen[path] = key
+        hit = self._known.get(path)
+        if hit is not None and hit[0] == key:
+            return Digest(hit[1], hit[2])
+        digest = hash_file(Path(path))
+        self.hashed += 1
+        if self._now - st.st_mtime > RACY_SECONDS:
+            self._known[path] = (key, digest.hash, digest.size)
+        else:
+            self._known.pop(path, None)
+        return digest
+
+    def export(self) -> dict[str, tuple[tuple[int, int, int, int], str, int]]:
+        return self._known
+
+
+class KeyHistory:
+    """The last few distinct keys of each action, newest first, for ``explain``."""
+
+    def __init__(self, known: dict[str, list[str]]) -> None:
+        self._known = known
+
+    def record(self, action: str, key: Digest) -> None:
+        text = str(key)
+        past = self._known.get(action, [])
+        if not past or past[0] != text:
+            self._known[action] = [text, *[k for k in past if k != text]][:HISTORY]
+
+    def get(self, action: str) -> list[Digest]:
+        return [Digest.parse(k) for k in self._known.get(action, [])]
+
+    def export(self) -> dict[str, list[str]]:
+        return self._known

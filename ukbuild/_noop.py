@@ -1,0 +1,75 @@
+"""The no-op fast path: answer "nothing changed" without loading the project.
+
+After a successful build, the stat data of every file that went into it
+(project file, inputs, tool binaries, patches) and of every output written
+is recorded next to the outputs.  If none of them changed and the request is
+the same, the build is up to date — found with one ``stat`` per file and no
+imports beyond the standard library, as ninja does with its log.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+from ._version import __version__
+
+STATE_DIR = ".ukbuild"
+FORMAT = 2
+
+
+def state_dir(out_dir: str) -> str:
+    return os.path.join(out_dir, STATE_DIR)
+
+
+def request(project_file: str, targets: list[str], out_dir: str, overrides: dict[str, str]) -> list[object]:
+    """What identifies a build request (everything else that matters is a tracked file)."""
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("UKBUILD_") and k != "UKBUILD_CACHE_DIR")
+    return [FORMAT, __version__, os.path.realpath(project_file), sorted(targets),
+            os.path.realpath(out_dir), sorted(overrides.items()), env]
+
+
+def _stat(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def check(out_dir: str, req: list[object]) -> dict | None:  # type: ignore[type-arg]
+    """The recorded summary if the last build of ``req`` is still up to date, else None."""
+    try:
+        with open(os.path.join(state_dir(out_dir), "noop"), "rb") as f:
+            data = marshal.load(f)
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(data, dict) or data.get("request") != req:
+        return None
+    paths, stats = data["paths"], data["stats"]
+    for path, expected in zip(paths, stats, strict=True):
+        if _stat(path) != expected:
+            return None
+    return data["summary"]
+
+
+def record(out_dir: str, req: list[object], paths: list[str], summary: dict) -> None:  # type: ignore[type-arg]
+    paths = sorted(set(paths))
+    stats = [_stat(p) for p in paths]
+    target = os.path.join(state_dir(out_dir), "noop")
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(state_dir(out_dir), exist_ok=True)
+        with open(tmp, "wb") as f:
+            marshal.dump({"request": req, "paths": paths, "stats": stats, "summary": summary}, f)
+        os.replace(tmp, target)
+    except OSError:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def forget(out_dir: str) -> None:
+    try:
+        os.unlink(os.path.join(state_dir(out_dir), "noop"))
+    except OSError:
+        pass

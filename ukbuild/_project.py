@@ -1,0 +1,397 @@
+"""Load a project file (``ukbuild.toml``) into model values.
+
+This is the one place where user data is narrowed from ``dict[str, object]``
+to typed values.  Every mistake becomes a :class:`ConfigError` whose message
+reads ``file:line: field: what is wrong`` and whose hint says how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+from ._graph import check_graph
+from ._origins import Origins
+from .errors import ConfigError
+from .model import (
+    Action,
+    ArchiveSource,
+    Input,
+    LocalSource,
+    Origin,
+    OutputInput,
+    Package,
+    PathInput,
+    Platform,
+    Project,
+    Source,
+)
+from .packages import package_action
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 is not supported, kept for tomli users
+    import tomli as tomllib
+
+PROJECT_FILE = "ukbuild.toml"
+DEFAULT_TOOLCHAIN = "host"
+DEFAULT_HOST_TOOLS = ("cc", "ar", "sh", "tar")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+_TOP = {"project", "toolchain", "action", "package"}
+_PROJECT = {"name", "default"}
+_TOOLCHAIN = {"tools"}
+_ACTION = {"command", "outputs", "inputs", "deps", "env", "toolchain", "workdir", "foreach", "salt"}
+_PACKAGE = {"version", "source", "depends", "toolchain", "steps", "env"}
+_ARCHIVE = {"url", "sha256", "strip", "patches"}
+_LOCAL = {"path", "patches"}
+_DEP = {"action", "at", "path"}
+
+
+def host_platform() -> Platform:
+    import sysconfig  # noqa: PLC0415 - only needed when a project is loaded
+
+    triple = sysconfig.get_config_var("MULTIARCH") or f"{os.uname().machine}-linux-gnu"
+    return Platform(build=triple, host=triple, target=triple)
+
+
+def find_project_file(path: Path) -> Path:
+    """``path`` itself if it is a file, else ``path/ukbuild.toml``."""
+    candidate = path / PROJECT_FILE if path.is_dir() else path
+    if not candidate.is_file():
+        raise ConfigError(
+            f"{candidate}: no project file",
+            hint=f"run ukbuild in a directory with a {PROJECT_FILE}, or pass -f FILE",
+            reason="no-project",
+        )
+    return candidate
+
+
+def load_project(path: Path | str) -> Project:
+    """Read and validate a project file; raises ConfigError with file:line on any mistake."""
+    file = find_project_file(Path(path)).resolve()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}", reason="unreadable") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        where = f"{file}:{match.group(1)}" if match else str(file)
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError(
+            f"{where}: TOML syntax: {message}",
+            hint="fix the syntax at that line (see https://toml.io)",
+            reason="toml-syntax",
+        ) from exc
+    return _Loader(file, text).project(data)
+
+
+class _Loader:
+    def __init__(self, file: Path, text: str) -> None:
+        self.file = file
+        self.root = file.parent
+        self.origins = Origins(text)
+        self.graph_dirs: set[str] = set()
+
+    # --- errors and narrowing ----------------------------------------------
+
+    def origin(self, path: tuple[str, ...]) -> Origin:
+        return Origin(str(self.file), self.origins.line(path))
+
+    def error(self, path: tuple[str, ...], message: str, *, hint: str, reason: str) -> ConfigError:
+        return ConfigError(
+            f"{self.origin(path)}: {'.'.join(path)}: {message}", hint=hint, reason=reason
+        )
+
+    def table(self, value: object, path: tuple[str, ...], known: set[str]) -> Mapping[str, object]:
+        if not isinstance(value, dict):
+            raise self.error(path, "expected a table", hint="write it as [section] or { … }", reason="bad-value")
+        for name in value:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(sorted(known))
+                raise self.error(path + (name,), "unknown field", hint=hint, reason="unknown-field")
+        return value
+
+    def string(self, value: object, path: tuple[str, ...]) -> str:
+        if not isinstance(value, str):
+            raise self.error(path, f"expected a string, got {_kind(value)}", hint='quote it: "…"', reason="bad-value")
+        return value
+
+    def strings(self, value: object, path: tuple[str, ...]) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(
+                path, f"expected a list of strings, got {_kind(value)}",
+                hint='write it as ["a", "b"]', reason="bad-value",
+            )
+        return list(value)
+
+    def required(self, table: Mapping[str, object], key: str, path: tuple[str, ...]) -> object:
+        if key not in table:
+            raise self.error(path, f"missing required field '{key}'", hint=f"add {key} = …", reason="missing-field")
+        return table[key]
+
+    def name(self, value: str, path: tuple[str, ...]) -> str:
+        if not _NAME.match(value):
+            raise self.error(
+                path, f"bad name {value!r}",
+                hint="use letters, digits and . _ + - (not starting with punctuation)",
+                reason="bad-name",
+            )
+        return value
+
+    def relpath(self, value: str, path: tuple[str, ...], *, directory_ok: bool = True) -> str:
+        pure = PurePosixPath(value)
+        if not value or pure.is_absolute() or ".." in pure.parts:
+            raise self.error(
+                path, f"{value!r} must be a relative path inside the project",
+                hint="paths are relative to the project root and may not contain '..'",
+                reason="bad-path",
+            )
+        if value.endswith("/") and not directory_ok:
+            raise self.error(path, f"{value!r} must name a file", hint="drop the trailing '/'", reason="bad-path")
+        return str(pure) + ("/" if value.endswith("/") else "")
+
+    # --- sections -----------------------------------------------------------
+
+    def project(self, data: Mapping[str, object]) -> Project:
+        self.table(data, (), _TOP)
+        meta = self.table(data.get("project", {}), ("project",), _PROJECT)
+        name = self.name(self.string(self.required(meta, "name", ("project",)), ("project", "name")), ("project", "name"))
+        toolchains = {DEFAULT_TOOLCHAIN: DEFAULT_HOST_TOOLS}
+        for tc_name, tc in self.table(data.get("toolchain", {}), ("toolchain",), set(data.get("toolchain", {}) or ())).items():
+            path = ("toolchain", tc_name)
+            body = self.table(tc, path, _TOOLCHAIN)
+            toolchains[tc_name] = tuple(self.strings(body.get("tools", list(DEFAULT_HOST_TOOLS)), path + ("tools",)))
+        actions: dict[str, Action] = {}
+        groups: dict[str, list[str]] = {}
+        raw_actions = data.get("action", {})
+        for action_name, body in self.table(raw_actions, ("action",), set(raw_actions or ())).items():
+            for action in self.actions(action_name, body, toolchains):
+                actions[action.name] = action
+                groups.setdefault(action_name, []).append(action.name)
+        raw_packages = data.get("package", {})
+        packages = [
+            self.package(pkg_name, body, toolchains)
+            for pkg_name, body in self.table(raw_packages, ("package",), set(raw_packages or ())).items()
+        ]
+        for pkg in packages:
+            if pkg.name in groups:
+                raise self.error(("package", pkg.name), "an action has the same name", hint="rename one of them", reason="duplicate-name")
+            groups[pkg.name] = [pkg.name]
+        for pkg in packages:
+            for dep in pkg.depends:
+                if dep not in {p.name for p in packages}:
+                    raise self.unknown(("package", pkg.name, "depends"), dep, [p.name for p in packages])
+            actions[pkg.name] = package_action(pkg)
+        actions = {n: self.resolve_deps(a, groups) for n, a in actions.items()}
+        check_graph(actions)
+        default = self.strings(meta.get("default", []), ("project", "default"))
+        for target in default:
+            if target not in groups:
+                raise self.unknown(("project", "default"), target, sorted(groups))
+        return Project(
+            name=name,
+            root=str(self.root),
+            actions=actions,
+            platform=host_platform(),
+            default_targets=tuple(a for t in default for a in groups[t]),
+            files=(str(self.file), *sorted(self.graph_dirs)),
+            toolchains=toolchains,
+        )
+
+    def unknown(self, path: tuple[str, ...], name: str, known: list[str]) -> ConfigError:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "known: " + (", ".join(sorted(known)) or "none")
+        return self.error(path, f"no action or package named '{name}'", hint=hint, reason="unknown-dependency")
+
+    def actions(self, name: str, body: object, toolchains: Mapping[str, object]) -> list[Action]:
+        path = ("action", self.name(name, ("action", name)))
+        table = self.table(body, path, _ACTION)
+        command = self.strings(self.required(table, "command", path), path + ("command",))
+        if not command:
+            raise self.error(path + ("command",), "is empty", hint="give the program and its arguments", reason="bad-value")
+        outputs = self.strings(self.required(table, "outputs", path), path + ("outputs",))
+        if not outputs:
+            raise self.error(path + ("outputs",), "is empty", hint="declare at least one output path", reason="bad-value")
+        toolchain = self.string(table.get("toolchain", DEFAULT_TOOLCHAIN), path + ("toolchain",))
+        if toolchain not in toolchains:
+            raise self.error(
+                path + ("toolchain",), f"no toolchain named '{toolchain}'",
+                hint="declare it as [toolchain." + toolchain + "] or use 'host'", reason="unknown-toolchain",
+            )
+        env = self.env(table.get("env", {}), path + ("env",))
+        workdir = self.string(table.get("workdir", ""), path + ("workdir",))
+        if workdir:
+            workdir = self.relpath(workdir, path + ("workdir",)).rstrip("/")
+        salt = self.string(table.get("salt", ""), path + ("salt",))
+        inputs = self.strings(table.get("inputs", []), path + ("inputs",))
+        deps = table.get("deps", [])
+        if not isinstance(deps, list):
+            raise self.error(path + ("deps",), f"expected a list, got {_kind(deps)}", hint='deps = ["other-action"]', reason="bad-value")
+        expansions: list[tuple[str, dict[str, str]]] = [(name, {})]
+        if "foreach" in table:
+            pattern = self.relpath(self.string(table["foreach"], path + ("foreach",)), path + ("foreach",))
+            matches = sorted(glob.glob(pattern, root_dir=self.root, recursive=True))
+            self.graph_dirs.update(str(self.root / os.path.dirname(m)) for m in matches)
+            self.graph_dirs.add(str(self.root / _glob_base(pattern)))
+            if not matches:
+                raise self.error(path + ("foreach",), f"{pattern!r} matches no file", hint="check the pattern against the project tree", reason="bad-value")
+            expansions = [(f"{name}[{PurePosixPath(m).stem}]", _placeholders(m)) for m in matches]
+        result = []
+        for action_name, subst in expansions:
+            def fill(text: str, field: str) -> str:
+                try:
+                    return text.format_map(subst) if subst else text
+                except (KeyError, ValueError, IndexError) as exc:
+                    raise self.error(
+                        path + (field,), f"bad placeholder in {text!r}: {exc}",
+                        hint="use {in}, {stem}, {name} or {dir} with foreach; write {{ }} for literal braces",
+                        reason="bad-value",
+                    ) from exc
+            staged: list[Input] = []
+            for raw in inputs:
+                rel = self.relpath(fill(raw, "inputs"), path + ("inputs",))
+                if not (self.root / rel).exists():
+                    raise self.error(path + ("inputs",), f"{rel!r} does not exist", hint="create it or fix the path", reason="missing-input")
+                staged.append(PathInput(rel.rstrip("/"), rel.rstrip("/")))
+            for dep in deps:
+                staged.append(self.dep(dep, path + ("deps",)))
+            result.append(
+                Action(
+                    name=action_name,
+                    argv=[fill(a, "command") for a in command],
+                    outputs=[self.relpath(fill(o, "outputs"), path + ("outputs",)) for o in outputs],
+                    inputs=staged,
+                    env=env,
+                    toolchain=toolchain,
+                    workdir=workdir,
+                    salt=salt,
+                    origin=self.origin(path),
+                )
+            )
+        return result
+
+    def dep(self, dep: object, path: tuple[str, ...]) -> OutputInput:
+        if isinstance(dep, str):
+            return OutputInput(dep)
+        table = self.table(dep, path, _DEP)
+        action = self.string(self.required(table, "action", path), path + ("action",))
+        at = self.string(table.get("at", ""), path + ("at",))
+        sub = self.string(table.get("path", ""), path + ("path",))
+        return OutputInput(
+            action,
+            self.relpath(at, path + ("at",)).rstrip("/") if at else "",
+            self.relpath(sub, path + ("path",)).rstrip("/") if sub else "",
+        )
+
+    def resolve_deps(self, action: Action, groups: Mapping[str, list[str]]) -> Action:
+        """Expand a dependency on a foreach group to one input per member."""
+        inputs: list[Input] = []
+        for item in action.inputs:
+            if not isinstance(item, OutputInput):
+                inputs.append(item)
+                continue
+            members = groups.get(item.action) or ([item.action] if item.action in _all(groups) else None)
+            if members is None:
+                raise ConfigError(
+                    f"{action.origin}: {action.name}: deps: no action or package named '{item.action}'",
+                    hint=_suggest(item.action, list(groups)),
+                    reason="unknown-dependency",
+                )
+            inputs.extend(OutputInput(m, item.dest, item.path) for m in members)
+        return Action(
+            name=action.name, argv=action.argv, outputs=action.outputs, inputs=inputs, env=action.env,
+            toolchain=action.toolchain, workdir=action.workdir, step=action.step,
+            step_version=action.step_version, config=action.config, salt=action.salt, origin=action.origin,
+        )
+
+    def env(self, value: object, path: tuple[str, ...]) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a table of strings, got {_kind(value)}", hint='env = { CFLAGS = "-O2" }', reason="bad-value")
+        for key, item in value.items():
+            self.string(item, path + (key,))
+        return dict(value)
+
+    def package(self, name: str, body: object, toolchains: Mapping[str, object]) -> Package:
+        path = ("package", self.name(name, ("package", name)))
+        table = self.table(body, path, _PACKAGE)
+        steps = self.strings(self.required(table, "steps", path), path + ("steps",))
+        toolchain = self.string(table.get("toolchain", DEFAULT_TOOLCHAIN), path + ("toolchain",))
+        if toolchain not in toolchains:
+            raise self.error(path + ("toolchain",), f"no toolchain named '{toolchain}'", hint="declare it as [toolchain." + toolchain + "]", reason="unknown-toolchain")
+        return Package(
+            name=name,
+            version=self.string(table.get("version", ""), path + ("version",)),
+            source=self.source(self.required(table, "source", path), path + ("source",)),
+            steps=steps,
+            depends=self.strings(table.get("depends", []), path + ("depends",)),
+            toolchain=toolchain,
+            env=self.env(table.get("env", {}), path + ("env",)),
+            origin=self.origin(path),
+        )
+
+    def source(self, value: object, path: tuple[str, ...]) -> Source:
+        if isinstance(value, dict) and "path" in value:
+            table = self.table(value, path, _LOCAL)
+            rel = self.relpath(self.string(table["path"], path + ("path",)), path + ("path",)).rstrip("/")
+            if not (self.root / rel).is_dir():
+                raise self.error(path + ("path",), f"{rel!r} is not a directory", hint="point it at the source tree", reason="missing-input")
+            return LocalSource(rel, self.patches(table, path))
+        table = self.table(value, path, _ARCHIVE)
+        url = self.string(self.required(table, "url", path), path + ("url",))
+        sha256 = self.string(self.required(table, "sha256", path), path + ("sha256",)).lower()
+        if not _SHA256.match(sha256):
+            raise self.error(
+                path + ("sha256",), f"{sha256!r} is not a sha256",
+                hint="write the 64 hex digits that `sha256sum ARCHIVE` prints", reason="bad-sha256",
+            )
+        strip = table.get("strip", 1)
+        if not isinstance(strip, int) or isinstance(strip, bool) or strip < 0:
+            raise self.error(path + ("strip",), "expected a non-negative integer", hint="strip = 1", reason="bad-value")
+        return ArchiveSource(url, sha256, strip, self.patches(table, path))
+
+    def patches(self, table: Mapping[str, object], path: tuple[str, ...]) -> tuple[str, ...]:
+        patches = self.strings(table.get("patches", []), path + ("patches",))
+        for patch in patches:
+            rel = self.relpath(patch, path + ("patches",), directory_ok=False)
+            if not (self.root / rel).is_file():
+                raise self.error(path + ("patches",), f"patch {rel!r} not found", hint="patch paths are relative to the project root", reason="missing-input")
+        return tuple(patches)
+
+
+def _all(groups: Mapping[str, list[str]]) -> set[str]:
+    return {m for members in groups.values() for m in members}
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean '{close[0]}'?" if close else "known: " + (", ".join(sorted(known)) or "none")
+
+
+def _placeholders(match: str) -> dict[str, str]:
+    pure = PurePosixPath(match)
+    return {"in": match, "stem": pure.stem, "name": pure.name, "dir": str(pure.parent)}
+
+
+def _glob_base(pattern: str) -> str:
+    parts = []
+    for part in PurePosixPath(pattern).parts:
+        if any(c in part for c in "*?["):
+            break
+        parts.append(part)
+    return "/".join(parts[:-1] if len(parts) == len(PurePosixPath(pattern).parts) else parts)
+
+
+def _kind(value: object) -> str:
+    return {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "a list", dict: "a table"}.get(
+        type(value), type(value).__name__
+    )

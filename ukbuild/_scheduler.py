@@ -1,0 +1,284 @@
+"""Walking the graph: compute each action's key, ask the store, run what is missing.
+
+Keys are computed in dependency order on the calling thread (a dependency's
+output digests are part of its dependants' keys); misses go to a pool of
+``jobs`` worker threads, each running one action's process.  A failure is
+never cached.  With ``keep_going`` independent actions continue after a
+failure; otherwise nothing new starts and the running ones finish.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+import attrs
+
+from ._executor import Executor, LostOutput, Staging, action_env, output_entries
+from ._journal import FileDigests, KeyHistory
+from ._reapi import ActionResult, Digest
+from ._store import Store
+from ._trees import Entry, FileEntry, merkle, scan
+from .errors import BuildError, Cancelled, UkbuildError
+from .keys import KeyValue, canonical_json, key_document
+from .model import (
+    Action,
+    ArchiveSource,
+    FileSource,
+    LocalSource,
+    OutputInput,
+    PathInput,
+    Project,
+    SourceInput,
+    Toolchain,
+)
+
+Emit = Callable[..., None]
+MAX_RERUNS = 2
+
+
+@attrs.frozen
+class Outcome:
+    """How one action ended in this build."""
+
+    name: str
+    status: str  # "executed" | "cached" | "failed" | "skipped"
+    key: Digest | None = None
+    result: ActionResult | None = None
+    seconds: float = 0.0
+    error: UkbuildError | None = None
+
+
+class Scheduler:
+    def __init__(
+        self,
+        project: Project,
+        store: Store,
+        executor: Executor,
+        toolchains: Mapping[str, Toolchain],
+        digests: FileDigests,
+        history: KeyHistory,
+        emit: Emit,
+        *,
+        jobs: int,
+        keep_going: bool,
+        cancel: threading.Event,
+        overrides: Mapping[str, str],
+        use_cache: bool = True,
+    ) -> None:
+        self.project = project
+        self.root = Path(project.root)
+        self.store = store
+        self.executor = executor
+        self.toolchains = toolchains
+        self.digests = digests
+        self.history = history
+        self.emit = emit
+        self.jobs = max(1, jobs)
+        self.keep_going = keep_going
+        self.cancel = cancel
+        self.overrides = overrides
+        self.use_cache = use_cache
+        self.documents: dict[str, dict[str, KeyValue]] = {}
+        self.tracked: set[str] = set()
+
+    # --- keys ---------------------------------------------------------------
+
+    def key_document(self, action: Action, results: Mapping[str, ActionResult]) -> dict[str, KeyValue]:
+        """Everything that can change the action's output, in canonical form."""
+        inputs: dict[str, KeyValue] = {}
+        for item in action.inputs:
+            if isinstance(item, PathInput):
+                inputs[item.label] = self._path_value(self.root / item.path)
+            elif isinstance(item, OutputInput):
+                entries = output_entries(results[item.action], self.store)
+                if entries is None:
+                    raise LostOutput(item.action)
+                if item.path:
+                    prefix = item.path + "/"
+                    entries = {k[len(prefix) :]: v for k, v in entries.items() if k.startswith(prefix)}
+                inputs[item.label] = "tree:" + str(merkle(entries)[0])
+            elif isinstance(item, SourceInput):
+                inputs[item.label] = self._source_value(item)
+        toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
+        return key_document(
+            step=action.step,
+            step_version=action.step_version,
+            config=dict(action.config),
+            inputs=inputs,
+            command=list(action.argv),
+            env=action_env(action),
+            outputs=list(action.outputs),
+            workdir=action.workdir,
+            platform=self.project.platform.to_key(),
+            toolchain=toolchain.to_key() if toolchain else None,
+            salt=action.salt,
+        )
+
+    def _path_value(self, path: Path) -> str:
+        st = os.lstat(path)
+        self.tracked.add(str(path))
+        if os.path.isdir(path) and not os.path.islink(path):
+            return "tree:" + str(self._tree(path))
+        entry = FileEntry(self.digests(str(path), st), bool(st.st_mode & 0o111))
+        return str(entry.digest) + ("+x" if entry.executable else "")
+
+    def _tree(self, path: Path) -> Digest:
+        entries: dict[str, Entry] = scan(path, self.digests)
+        self.tracked.update(str(path / rel) for rel in entries)
+        return merkle(entries)[0]
+
+    def _source_value(self, item: SourceInput) -> KeyValue:
+        source = item.source
+        patches = [self._path_value(self.root / p) for p in getattr(source, "patches", ())]
+        override = self.overrides.get(item.name)
+        if override is not None:
+            self.tracked.add(override)
+            return {"override": "tree:" + str(self._tree(Path(override))), "patches": patches}
+        if isinstance(source, ArchiveSource):
+            return {"fixed": f"sha256:{source.sha256}", "strip": source.strip, "patches": patches}
+        if isinstance(source, LocalSource):
+            return {"tree": "tree:" + str(self._tree(self.root / source.path)), "patches": patches}
+        if isinstance(source, FileSource) and source.sha256:
+            return {"fixed": f"sha256:{source.sha256}"}
+        assert isinstance(source, FileSource) and source.path is not None
+        return {"file": self._path_value(self.root / source.path)}
+
+    def key_for(self, action: Action, results: Mapping[str, ActionResult]) -> Digest:
+        document = self.key_document(action, results)
+        key = self.store.put_bytes(canonical_json(document))
+        self.documents[action.name] = document
+        self.history.record(action.name, key)
+        return key
+
+    # --- running --------------------------------------------------------------
+
+    def run(self, targets: list[str], force: frozenset[str] = frozenset()) -> dict[str, Outcome]:
+        from ._graph import closure, dependants, order  # noqa: PLC0415
+
+        actions = self.project.actions
+        needed = order(actions, closure(actions, targets))
+        users = dependants(actions, needed)
+        waiting = {n: set(actions[n].dependencies) for n in needed}
+        ready = [n for n in needed if not waiting[n]]
+        results: dict[str, ActionResult] = {}
+        outcomes: dict[str, Outcome] = {}
+        keys: dict[str, Digest] = {}
+        reruns: dict[str, int] = {}
+        forced = set(force)
+        running: dict[Future[tuple[ActionResult, float]], str] = {}
+        failed = False
+        target_set = set(targets)
+
+        def finish(name: str, outcome: Outcome) -> None:
+            outcomes[name] = outcome
+            if outcome.result is not None:
+                results[name] = outcome.result
+                for user in users[name]:
+                    waiting[user].discard(name)
+                    if not waiting[user] and user not in outcomes and user not in ready:
+                        ready.append(user)
+
+        def skip_dependants(name: str) -> None:
+            stack = list(users[name])
+            while stack:
+                user = stack.pop()
+                if user in outcomes:
+                    continue
+                outcomes[user] = Outcome(user, "skipped")
+                self.emit("action-skipped", action=user, because=name)
+                stack.extend(users[user])
+
+        def lost(name: str, producer: str) -> None:
+            """A stored output of ``producer`` is gone: run it again, then ``name``."""
+            reruns[producer] = reruns.get(producer, 0) + 1
+            if reruns[producer] > MAX_RERUNS:
+                raise BuildError(f"{producer}: its stored outputs keep disappearing", reason="store-unstable")
+            results.pop(producer, None)
+            outcomes.pop(producer, None)
+            forced.add(producer)
+            waiting[name].add(producer)
+            if producer not in ready:
+                ready.insert(0, producer)
+
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="ukbuild-action") as pool:
+            try:
+                while ready or running:
+                    if self.cancel.is_set():
+                        raise Cancelled("build cancelled")
+                    while ready and not (failed and not self.keep_going):
+                        name = ready.pop(0)
+                        if name in outcomes or waiting[name]:
+                            continue
+                        action = actions[name]
+                        try:
+                            key = self.key_for(action, results)
+                        except LostOutput as exc:
+                            lost(name, exc.producer)
+                            continue
+                        except UkbuildError as exc:
+                            failed = True
+                            finish(name, Outcome(name, "failed", error=exc))
+                            self.emit("action-failed", action=name, key=None, message=exc.message,
+                                      reason=exc.reason, log=None, detail=exc.detail)
+                            skip_dependants(name)
+                            continue
+                        keys[name] = key
+                        hit = None
+                        if self.use_cache and name not in forced:
+                            hit = self.store.get_action_result(key, verify=name not in target_set)
+                        if hit is not None:
+                            self.emit("action-cached", action=name, key=str(key), via="local")
+                            finish(name, Outcome(name, "cached", key, hit))
+                            continue
+                        staging = Staging(
+                            action, key, self.toolchains.get(action.toolchain) if action.toolchain else None,
+                            {d: results[d] for d in action.dependencies}, dict(self.digests.seen),
+                            dict(self.overrides),
+                        )
+                        running[pool.submit(self._execute, staging)] = name
+                    if not running:
+                        break
+                    done, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        name = running.pop(future)
+                        try:
+                            result, seconds = future.result()
+                        except LostOutput as exc:
+                            lost(name, exc.producer)
+                            continue
+                        except UkbuildError as exc:
+                            if isinstance(exc, Cancelled):
+                                raise
+                            failed = True
+                            finish(name, Outcome(name, "failed", keys[name], error=exc))
+                            log = str(self.executor.log_path(actions[name]))
+                            self.emit("action-failed", action=name, key=str(keys[name]), message=exc.message,
+                                      reason=exc.reason, log=log if os.path.exists(log) else None,
+                                      detail=exc.detail)
+                            skip_dependants(name)
+                            continue
+                        if self.use_cache:
+                            self.store.put_action_result(keys[name], result)
+                        finish(name, Outcome(name, "executed", keys[name], result, seconds))
+                        outputs = {f.path: str(f.digest) for f in result.output_files}
+                        outputs.update({d.path + "/": "tree:" + str(d.root_digest) for d in result.output_directories})
+                        self.emit("action-finished", action=name, key=str(keys[name]),
+                                  seconds=round(seconds, 6), outputs=outputs)
+            except BaseException:
+                self.cancel.set()
+                raise
+        for name in needed:
+            if name not in outcomes:
+                outcomes[name] = Outcome(name, "skipped")
+        return outcomes
+
+    def _execute(self, staging: Staging) -> tuple[ActionResult, float]:
+        self.emit("action-started", action=staging.action.name, key=str(staging.key))
+        start = time.monotonic()
+        result = self.executor.run(staging, self.cancel)
+        return result, time.monotonic() - start

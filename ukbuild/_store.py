@@ -1,0 +1,600 @@
+"""The local artefact store: a content-addressed store (CAS) and an action cache (AC).
+
+Layout under the cache root (see docs/architecture.md)::
+
+    VERSION               "ukbuild-cache 1"
+    cas/<aa>/<sha256>     blob, raw, when smaller than 64 KiB
+    cas/<aa>/<sha256>.zst blob as one zstd frame, 64 KiB and larger
+    ac/<aa>/<key>         REAPI ActionResult bytes
+    tmp/                  temp files, on the same filesystem
+    gc.lock               held (flock) by the one running garbage collector
+
+Readers and writers take no locks: blobs are published with ``link`` (an
+existing blob counts as success, its content is identical) and AC entries
+with ``rename``; an open file stays readable after GC unlinks it.  Every read
+is verified against its digest; a corrupt entry is removed and reported as a
+miss.  A store that cannot be written (full disk, read-only) degrades to
+"not cached" with one warning and never fails a build.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import attrs
+
+from ._reapi import ActionResult, Digest, Tree
+from .errors import StoreError
+
+FORMAT = "ukbuild-cache 1"
+COMPRESS_MIN = 64 * 1024
+CHUNK = 1 << 20
+STALE_TEMP_SECONDS = 3600
+ZSTD_LEVEL = 3
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("UKBUILD_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ukbuild"
+
+
+@attrs.frozen
+class Problem:
+    """One thing ``verify`` found wrong, with the path it concerns."""
+
+    kind: str
+    path: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.path}: {self.detail}"
+
+
+@attrs.frozen
+class StoreStats:
+    blobs: int
+    blob_bytes: int
+    actions: int
+    action_bytes: int
+    temp_files: int
+
+
+def _zstd():  # type: ignore[no-untyped-def]
+    import zstandard  # noqa: PLC0415 - heavy import, only when a large blob moves
+
+    return zstandard
+
+
+class Store:
+    """A local CAS + AC under ``root``; safe to share between processes."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        quota: int | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.quota = quota
+        self._warn = warn or (lambda _msg: None)
+        self.writable = True
+        self._spill: Store | None = None
+        self._open()
+
+    def close(self) -> None:
+        """Drop the spill area (blobs kept only for the build that could not cache them)."""
+        if self._spill is not None:
+            shutil.rmtree(self._spill.root, ignore_errors=True)
+            self._spill = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- layout ---------------------------------------------------------
+
+    def _open(self) -> None:
+        version = self.root / "VERSION"
+        try:
+            found = version.read_text().strip()
+        except FileNotFoundError:
+            found = None
+        except OSError as exc:
+            raise StoreError(f"{self.root}: cannot read the cache: {exc.strerror}") from exc
+        if found is not None and found != FORMAT:
+            raise StoreError(
+                f"{version}: unknown cache format {found!r} (this ukbuild reads {FORMAT!r})",
+                hint="point UKBUILD_CACHE_DIR at another directory, or remove this one",
+                reason="cache-format",
+            )
+        try:
+            for sub in ("cas", "ac", "tmp"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            if found is None:
+                self._write_atomic(version, FORMAT.encode() + b"\n", replace=False)
+        except OSError as exc:
+            self._degrade(exc)
+
+    def _degrade(self, exc: OSError) -> None:
+        """Stop caching; keep this build's blobs in a private spill area instead."""
+        if not self.writable:
+            return
+        self.writable = False
+        self._warn(
+            f"cache {self.root} is not writable ({exc.strerror or exc}); "
+            "building without caching new results"
+        )
+        try:
+            self._spill = Store(Path(tempfile.mkdtemp(prefix="ukbuild-spill-")))
+        except OSError as spill_exc:
+            raise StoreError(
+                f"no space for build outputs: {self.root} and the temp dir are not writable",
+                detail=str(spill_exc),
+                hint="free some disk space or set UKBUILD_CACHE_DIR to a writable directory",
+                reason="no-space",
+            ) from spill_exc
+
+    def _home(self, digest: Digest) -> Path:
+        suffix = ".zst" if digest.size >= COMPRESS_MIN else ""
+        return self.root / "cas" / digest.hash[:2] / (digest.hash + suffix)
+
+    def blob_path(self, digest: Digest) -> Path:
+        """Where the blob is (the spill area's copy when the cache could not take it)."""
+        path = self._home(digest)
+        if self._spill is not None and not path.exists():
+            return self._spill.blob_path(digest)
+        return path
+
+    def _ac_path(self, key: Digest) -> Path:
+        return self.root / "ac" / key.hash[:2] / key.hash
+
+    # --- writing ----------------------------------------------------------
+
+    def _tempfile(self) -> tuple[int, str]:
+        return tempfile.mkstemp(dir=self.scratch_dir(), prefix="w-")
+
+    def _write_atomic(self, final: Path, data: bytes, *, replace: bool) -> None:
+        fd, tmp = self._tempfile()
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            self._publish(tmp, final, replace=replace)
+        finally:
+            _unlink(tmp)
+
+    def _publish(self, tmp: str, final: Path, *, replace: bool) -> None:
+        final.parent.mkdir(exist_ok=True)
+        if replace:
+            os.replace(tmp, final)
+            return
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
+                raise
+            os.replace(tmp, final)
+
+    def put_bytes(self, data: bytes) -> Digest:
+        digest = Digest.of(data)
+        if self._present(digest):
+            return digest
+        if self._spill is not None:
+            return self._spill.put_bytes(data)
+        payload = data
+        if digest.size >= COMPRESS_MIN:
+            payload = _zstd().ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data)
+        try:
+            self._write_atomic(self._home(digest), payload, replace=False)
+        except OSError as exc:
+            self._degrade(exc)
+            return self.put_bytes(data)
+        return digest
+
+    def put_file(self, path: Path, digest: Digest | None = None) -> Digest:
+        """Store a file's content; returns its digest (computed even when not writable)."""
+        if digest is not None and self._present(digest):
+            return digest
+        if self._spill is not None:
+            return self._spill.put_file(path, digest)
+        try:
+            fd, tmp = self._tempfile()
+        except OSError as exc:
+            self._degrade(exc)
+            return self.put_file(path, digest)
+        try:
+            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                size = os.fstat(src.fileno()).st_size
+                if size >= COMPRESS_MIN:
+                    found = _copy_compressed(src, dst, size)
+                else:
+                    data = src.read()
+                    dst.write(data)
+                    found = Digest.of(data)
+            if digest is not None and found != digest:
+                raise StoreError(f"{path}: changed while it was being stored", reason="input-changed")
+            self._publish(tmp, self._home(found), replace=False)
+            return found
+        except OSError as exc:
+            self._degrade(exc)
+            return self.put_file(path, digest)
+        finally:
+            _unlink(tmp)
+
+    def put_action_result(self, key: Digest, result: ActionResult) -> None:
+        if not self.writable:
+            return
+        try:
+            self._write_atomic(self._ac_path(key), result.encode(), replace=True)
+        except OSError as exc:
+            self._degrade(exc)
+
+    # --- reading ----------------------------------------------------------
+
+    def scratch_dir(self) -> Path:
+        """A directory on the store's filesystem for temporary files."""
+        return self._spill.scratch_dir() if self._spill is not None else self.root / "tmp"
+
+    def find_blob(self, sha256: str) -> Digest | None:
+        """The digest of a stored blob known only by its hash (a pinned archive)."""
+        base = self.root / "cas" / sha256[:2] / sha256
+        try:
+            return Digest(sha256, os.stat(base).st_size)
+        except OSError:
+            pass
+        try:
+            with open(base.with_name(sha256 + ".zst"), "rb") as f:
+                size = _zstd().frame_content_size(f.read(18))
+        except (OSError, ValueError):
+            return None
+        return Digest(sha256, size) if size >= COMPRESS_MIN else None
+
+    def _present(self, digest: Digest) -> bool:
+        try:
+            st = os.stat(self.blob_path(digest))
+        except OSError:
+            return False
+        return digest.size >= COMPRESS_MIN or st.st_size == digest.size
+
+    def has(self, digest: Digest) -> bool:
+        """True when the blob exists; refreshes it for LRU eviction."""
+        path = self.blob_path(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            if digest.size < COMPRESS_MIN and os.fstat(fd).st_size != digest.size:
+                self._discard(path)
+                return False
+            _touch(fd)
+            return True
+        finally:
+            os.close(fd)
+
+    def read_bytes(self, digest: Digest) -> bytes | None:
+        """The blob's bytes, verified; ``None`` when missing or corrupt (then removed)."""
+        path = self.blob_path(digest)
+        try:
+            with open(path, "rb") as f:
+                _touch(f.fileno())
+                data = f.read()
+        except OSError:
+            return None
+        if digest.size >= COMPRESS_MIN:
+            try:
+                data = _zstd().ZstdDecompressor().decompress(data, max_output_size=digest.size)
+            except _zstd().ZstdError:
+                self._discard(path)
+                return None
+        if Digest.of(data) != digest:
+            self._discard(path)
+            return None
+        return data
+
+    def export(self, digest: Digest, dest: Path, *, executable: bool = False) -> bool:
+        """Write the blob to ``dest`` (a new file), verifying it; False if missing or corrupt."""
+        path = self.blob_path(digest)
+        try:
+            src = open(path, "rb")  # noqa: SIM115 - closed below, after the touch
+        except OSError:
+            return False
+        with src:
+            _touch(src.fileno())
+            mode = 0o755 if executable else 0o644
+            with open(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as out:
+                if digest.size >= COMPRESS_MIN:
+                    ok = _copy_decompressed(src, out, digest)
+                else:
+                    data = src.read()
+                    ok = Digest.of(data) == digest
+                    if ok:
+                        out.write(data)
+        if not ok:
+            _unlink(dest)
+            self._discard(path)
+        return ok
+
+    def check(self, digest: Digest) -> bool:
+        """Fully verify one blob's content; a corrupt blob is removed."""
+        path = self.blob_path(digest)
+        if not path.exists():
+            return False
+        problem = _check_blob(path, digest.hash, path.stat().st_size)
+        if problem:
+            self._discard(path)
+            return False
+        return True
+
+    def get_action_result(self, key: Digest, *, verify: bool = False) -> ActionResult | None:
+        """The cached result for ``key`` if it and every blob it names are present.
+
+        With ``verify`` every blob's content is hashed too (for results whose
+        bytes will not be read and checked anyway), so corruption found here
+        turns the hit into a miss and the action runs again.
+        """
+        path = self._ac_path(key)
+        try:
+            with open(path, "rb") as f:
+                _touch(f.fileno())
+                data = f.read()
+        except OSError:
+            return None
+        try:
+            result = ActionResult.decode(data)
+        except StoreError:
+            self._discard(path)
+            return None
+        check = self.check if verify else self.has
+        for blob in self._referenced(result):
+            if not check(blob):
+                return None
+        return result
+
+    def _referenced(self, result: ActionResult) -> Iterator[Digest]:
+        yield from result.blobs()
+        for d in result.output_directories:
+            tree = self.read_tree(d.tree_digest)
+            if tree is None:
+                yield d.tree_digest  # missing or corrupt: reported as absent below
+                continue
+            for directory in (tree.root, *tree.children):
+                for f in directory.files:
+                    yield f.digest
+
+    def read_tree(self, digest: Digest) -> Tree | None:
+        data = self.read_bytes(digest)
+        if data is None:
+            return None
+        try:
+            return Tree.decode(data)
+        except ValueError:
+            self._discard(self.blob_path(digest))
+            return None
+
+    def _discard(self, path: Path) -> None:
+        _unlink(path)
+
+    # --- maintenance -------------------------------------------------------
+
+    def _entries(self, area: str) -> Iterator[tuple[Path, os.stat_result]]:
+        base = self.root / area
+        for sub in sorted(base.iterdir()) if base.is_dir() else ():
+            if not sub.is_dir():
+                continue
+            for entry in os.scandir(sub):
+                try:
+                    yield Path(entry.path), entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+
+    def stats(self) -> StoreStats:
+        blobs = list(self._entries("cas"))
+        actions = list(self._entries("ac"))
+        temps = list((self.root / "tmp").iterdir()) if (self.root / "tmp").is_dir() else []
+        return StoreStats(
+            blobs=len(blobs),
+            blob_bytes=sum(st.st_blocks * 512 for _, st in blobs),
+            actions=len(actions),
+            action_bytes=sum(st.st_blocks * 512 for _, st in actions),
+            temp_files=len(temps),
+        )
+
+    def verify(self, *, repair: bool = False) -> list[Problem]:
+        """Check every entry; with ``repair`` remove what is broken (so it is rebuilt)."""
+        problems: list[Problem] = []
+
+        def found(kind: str, path: Path, detail: str) -> None:
+            problems.append(Problem(kind, str(path), detail))
+            if repair:
+                _unlink(path)
+
+        now = time.time()
+        for path, st in self._entries("cas"):
+            hex_ = path.name.removesuffix(".zst")
+            if len(hex_) != 64 or path.parent.name != hex_[:2]:
+                found("stray-file", path, "not a blob name")
+                continue
+            problem = _check_blob(path, hex_, st.st_size)
+            if problem:
+                found("corrupt-blob", path, problem)
+        for path, _st in self._entries("ac"):
+            try:
+                result = ActionResult.decode(path.read_bytes())
+            except (OSError, StoreError) as exc:
+                found("corrupt-action", path, str(exc))
+                continue
+            missing = [str(d) for d in self._referenced(result) if not self._present(d)]
+            if missing:
+                found("dangling-action", path, "refers to missing blob " + ", ".join(missing))
+        tmp = self.root / "tmp"
+        for entry in os.scandir(tmp) if tmp.is_dir() else ():
+            try:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if age > STALE_TEMP_SECONDS:
+                found("stale-temp", Path(entry.path), f"left over for {int(age)} s")
+        return problems
+
+    def gc(self, target_bytes: int | None = None) -> tuple[int, int] | None:
+        """Evict least-recently-used entries down to ``target_bytes``.
+
+        Defaults to 80 % of the quota.  Returns (entries removed, bytes freed),
+        or ``None`` when another process is already collecting.
+        """
+        lock_path = self.root / "gc.lock"
+        try:
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"{lock_path}: cannot open: {exc.strerror}") from exc
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
+            return self._collect(target_bytes)
+        finally:
+            os.close(lock)
+
+    def _collect(self, target_bytes: int | None) -> tuple[int, int]:
+        if target_bytes is None:
+            quota = self.quota if self.quota is not None else _default_quota(self.root)
+            target_bytes = quota * 8 // 10
+        now = time.time()
+        for entry in os.scandir(self.root / "tmp"):
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
+                    _unlink(Path(entry.path))
+            except FileNotFoundError:
+                continue
+        # AC entries sort before blobs of the same age: evict the index first.
+        entries = [(st.st_mtime, 0, p, st.st_blocks * 512) for p, st in self._entries("ac")]
+        entries += [(st.st_mtime, 1, p, st.st_blocks * 512) for p, st in self._entries("cas")]
+        total = sum(e[3] for e in entries)
+        floor = _reserved_bytes(self.root)
+        free = shutil.disk_usage(self.root).free
+        removed = freed = 0
+        for _mtime, _kind, path, size in sorted(entries):
+            if total - freed <= target_bytes and free + freed >= floor:
+                break
+            _unlink(path)
+            removed += 1
+            freed += size
+        return removed, freed
+
+
+def _default_quota(root: Path) -> int:
+    env = os.environ.get("UKBUILD_CACHE_QUOTA")
+    if env:
+        return parse_size(env)
+    return min(10 << 30, shutil.disk_usage(root).total // 10)
+
+
+def _reserved_bytes(root: Path) -> int:
+    return shutil.disk_usage(root).total // 20
+
+
+def parse_size(text: str) -> int:
+    """Parse ``10G``, ``512M``, ``4096`` (bytes); a ValueError names what is wrong."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    stripped = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = stripped.rstrip("KMGT"), stripped[len(stripped.rstrip("KMGT")) :]
+    if not number.isdigit() or unit not in units:
+        raise ValueError(f"not a size: {text!r} (write e.g. 512M or 10G)")
+    return int(number) * units[unit]
+
+
+def hash_file(path: Path) -> Digest:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return Digest(h.hexdigest(), size)
+
+
+def _copy_compressed(src, dst, size: int) -> Digest:  # type: ignore[no-untyped-def]
+    h = hashlib.sha256()
+    total = 0
+    with _zstd().ZstdCompressor(level=ZSTD_LEVEL).stream_writer(
+        dst, size=size, closefd=False
+    ) as writer:
+        while chunk := src.read(CHUNK):
+            h.update(chunk)
+            total += len(chunk)
+            writer.write(chunk)
+    return Digest(h.hexdigest(), total)
+
+
+def _copy_decompressed(src, out, digest: Digest) -> bool:  # type: ignore[no-untyped-def]
+    h = hashlib.sha256()
+    total = 0
+    zstd = _zstd()
+    try:
+        with zstd.ZstdDecompressor().stream_reader(src, closefd=False) as reader:
+            while chunk := reader.read(CHUNK):
+                h.update(chunk)
+                total += len(chunk)
+                if total > digest.size:
+                    return False
+                out.write(chunk)
+    except zstd.ZstdError:
+        return False
+    return total == digest.size and h.hexdigest() == digest.hash
+
+
+def _check_blob(path: Path, hex_: str, stored_size: int) -> str | None:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            if path.suffix == ".zst":
+                zstd = _zstd()
+                try:
+                    with zstd.ZstdDecompressor().stream_reader(f) as reader:
+                        while chunk := reader.read(CHUNK):
+                            h.update(chunk)
+                except zstd.ZstdError as exc:
+                    return f"cannot decompress: {exc}"
+            else:
+                if stored_size >= COMPRESS_MIN:
+                    return "uncompressed blob of compressed size"
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    if h.hexdigest() != hex_:
+        return "content does not match its digest"
+    return None
+
+
+def _touch(fd: int) -> None:
+    try:
+        os.utime(fd)
+    except OSError:
+        pass  # a read-only cache still serves hits
+
+
+def _unlink(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass  # read-only store: the entry stays, it is simply not used

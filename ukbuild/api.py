@@ -1,0 +1,312 @@
+"""The embedding API: load a project, build targets, explain keys.
+
+Nothing here prints or exits, and there is no global state: each
+:class:`Build` owns its store handle, journal, executor and event bus, so
+two builds can run in one process at once (from two threads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import attrs
+
+from . import _journal, _noop
+from ._executor import Executor, LostOutput
+from ._graph import closure, order
+from ._materialize import materialize
+from ._project import find_project_file, load_project
+from ._reapi import Digest
+from ._scheduler import Outcome, Scheduler
+from ._store import Store, default_cache_dir
+from .errors import ConfigError, UkbuildError
+from .events import EventBus, Subscriber
+from .keys import KeyValue, diff_documents
+from .model import Project, SourceInput, Toolchain
+from .toolchains import detect_host_toolchain, tool_paths
+
+__all__ = ["Build", "BuildOptions", "BuildResult", "Explanation", "build", "explain", "load_project"]
+
+
+def _jobs() -> int:
+    return os.cpu_count() or 1
+
+
+@attrs.frozen
+class BuildOptions:
+    """How to build; every field has a sensible default.
+
+    ``out_dir`` defaults to ``<project>/out``; ``cache_dir`` to
+    ``$UKBUILD_CACHE_DIR`` or the XDG cache dir.  ``overrides`` maps a
+    package name to a local source tree used instead of its pinned source.
+    """
+
+    out_dir: Path | None = None
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    jobs: int = attrs.field(factory=_jobs)
+    keep_going: bool = False
+    overrides: Mapping[str, str] = attrs.field(factory=dict)
+    mirrors: tuple[str, ...] = ()
+    scratch_dir: Path | None = None
+    keep_scratch: bool = False
+
+
+@attrs.frozen
+class BuildResult:
+    """What a build did: per-action outcomes and the files written to ``out_dir``."""
+
+    ok: bool
+    outcomes: Mapping[str, Outcome]
+    outputs: Mapping[str, str]
+    out_dir: Path
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes.values() if o.status == status)
+
+    @property
+    def errors(self) -> list[UkbuildError]:
+        return [o.error for o in self.outcomes.values() if o.error is not None]
+
+
+def _resolve_targets(project: Project, targets: Iterable[str]) -> list[str]:
+    wanted = list(targets) or list(project.default_targets) or sorted(project.actions)
+    resolved: list[str] = []
+    for target in wanted:
+        members = [n for n in project.actions if n == target or n.startswith(target + "[")]
+        if not members:
+            import difflib  # noqa: PLC0415
+
+            close = difflib.get_close_matches(target, list(project.actions), n=1)
+            raise ConfigError(
+                f"no target named '{target}' in project {project.name}",
+                hint=f"did you mean '{close[0]}'?" if close else "run `ukbuild graph` to list them",
+                reason="unknown-target",
+            )
+        resolved.extend(m for m in members if m not in resolved)
+    return resolved
+
+
+class _Session:
+    """Store, journal and toolchains for one project and output dir."""
+
+    def __init__(self, project: Project, options: BuildOptions, bus: EventBus) -> None:
+        self.project = project
+        self.options = options
+        self.root = Path(project.root)
+        self.out_dir = Path(options.out_dir or self.root / "out").absolute()
+        self.state_dir = Path(_noop.state_dir(str(self.out_dir)))
+        self.journal_path = self.state_dir / "journal"
+        self.journal = _journal.load(self.journal_path)
+        self.digests = _journal.FileDigests(self.journal.get("digests", {}))
+        self.history = _journal.KeyHistory(self.journal.get("history", {}))
+        self.versions: dict[str, tuple[tuple[int, int], str]] = self.journal.get("versions", {})
+        self.cache_dir = Path(options.cache_dir or default_cache_dir()).absolute()
+        self.store = Store(self.cache_dir, warn=lambda m: bus.emit("warning", message=m))
+        for name in options.overrides:
+            if not any(isinstance(i, SourceInput) and i.name == name for a in project.actions.values() for i in a.inputs):
+                raise ConfigError(f"--override {name}: no package named '{name}'", hint="name a package of this project", reason="unknown-target")
+        for name, path in options.overrides.items():
+            if not Path(path).is_dir():
+                raise ConfigError(f"--override {name}={path}: not a directory", hint="give the local source tree to build from", reason="bad-override")
+
+    def toolchains(self, names: Iterable[str]) -> dict[str, Toolchain]:
+        found: dict[str, Toolchain] = {}
+        origin = None
+        for name in sorted(set(names)):
+            tools = self.project.toolchains.get(name)
+            if tools is None:
+                raise ConfigError(f"no toolchain named '{name}'", reason="unknown-toolchain")
+            if self.project.files:
+                from .model import Origin  # noqa: PLC0415
+
+                origin = Origin(self.project.files[0])
+            found[name] = detect_host_toolchain(
+                tools, file_digest=self.digests, versions=self.versions, name=name, origin=origin
+            )
+        return found
+
+    def save(self) -> None:
+        _journal.save(self.journal_path, {
+            "digests": self.digests.export(), "history": self.history.export(), "versions": self.versions,
+        })
+
+
+class Build:
+    """One build of some targets of a project.
+
+    Subscribe to its events, then :meth:`run` it; :meth:`cancel` (from any
+    thread) stops it cleanly: running commands are killed, nothing partial
+    is cached or left at an output path.
+    """
+
+    def __init__(self, project: Project, targets: Iterable[str] = (), options: BuildOptions | None = None) -> None:
+        self.project = project
+        self.requested = list(targets)
+        self.options = options or BuildOptions()
+        self.targets = _resolve_targets(project, self.requested)
+        self._bus = EventBus()
+        self._cancel = threading.Event()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._bus.subscribe(subscriber)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def run(self) -> BuildResult:
+        start = time.monotonic()
+        session = _Session(self.project, self.options, self._bus)
+        try:
+            return self._run(session, start)
+        finally:
+            session.store.close()
+
+    def _run(self, session: _Session, start: float) -> BuildResult:
+        project, options = self.project, self.options
+        self._bus.emit("build-started", project=project.name, targets=self.targets, jobs=options.jobs,
+                       out_dir=str(session.out_dir), cache_dir=str(session.cache_dir))
+        needed = closure(project.actions, self.targets)
+        toolchains = session.toolchains(a.toolchain for n in needed if (a := project.actions[n]).toolchain)
+        executor = Executor(
+            session.store, session.root,
+            scratch_root=Path(options.scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}"),
+            log_dir=session.state_dir / "logs", mirrors=options.mirrors, keep_scratch=options.keep_scratch,
+        )
+        scheduler = Scheduler(
+            project, session.store, executor, toolchains, session.digests, session.history, self._bus.emit,
+            jobs=options.jobs, keep_going=options.keep_going, cancel=self._cancel,
+            overrides=options.overrides, use_cache=options.use_cache,
+        )
+        request = _noop.request(project.files[0] if project.files else "", self.requested,
+                                str(session.out_dir), dict(options.overrides))
+        _noop.forget(str(session.out_dir))
+        try:
+            outcomes = scheduler.run(self.targets)
+            written = self._materialize(scheduler, outcomes, session)
+        finally:
+            executor.close()
+            session.save()
+        ok = all(o.status in ("executed", "cached") for o in outcomes.values())
+        result = BuildResult(ok, outcomes, written, session.out_dir, time.monotonic() - start)
+        self._bus.emit(
+            "build-finished", ok=ok, executed=result.count("executed"), cached=result.count("cached"),
+            failed=result.count("failed"), skipped=result.count("skipped"), seconds=round(result.seconds, 6),
+            outputs=dict(written), overrides=dict(options.overrides),
+        )
+        if ok:
+            tracked = [*project.files, *scheduler.tracked, *(p for t in toolchains.values() for p in tool_paths(t))]
+            tracked += [str(session.out_dir / p) for p in written]
+            _noop.record(str(session.out_dir), request, tracked, {"actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)})
+        return result
+
+    def _materialize(self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session) -> dict[str, str]:
+        written: dict[str, str] = {}
+        for name in self.targets:
+            outcome = outcomes.get(name)
+            if outcome is None or outcome.result is None:
+                continue
+            try:
+                paths = materialize(name, outcome.result, session.store, session.out_dir, session.digests)
+            except LostOutput:
+                # The stored bytes were corrupt (and are now removed): build it again.
+                outcomes.update(scheduler.run([name], force=frozenset({name})))
+                outcome = outcomes[name]
+                if outcome.result is None:
+                    continue
+                paths = materialize(name, outcome.result, session.store, session.out_dir, session.digests)
+            for path in paths:
+                rel = os.path.relpath(path, session.out_dir)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    written[rel] = str(session.digests(path, os.lstat(path)))
+        return written
+
+
+def build(project: Project | str | os.PathLike[str], targets: Iterable[str] = (), **options: object) -> BuildResult:
+    """Build ``targets`` (default: the project's defaults) and return the result."""
+    if not isinstance(project, Project):
+        project = load_project(project)
+    return Build(project, targets, BuildOptions(**options)).run()  # type: ignore[arg-type]
+
+
+@attrs.frozen
+class Explanation:
+    """Why an action's key is what it is, compared with its previous key."""
+
+    action: str
+    key: Digest | None
+    status: str  # "cached" | "will-run" | "blocked" (waits for a dependency to run)
+    previous: Digest | None
+    changes: list[tuple[str, KeyValue, KeyValue]]
+    blocked_by: str | None = None
+    note: str | None = None
+
+
+def explain(project: Project, target: str, options: BuildOptions | None = None) -> list[Explanation]:
+    """Compute the current key of ``target``'s actions without running anything and diff it
+    against the previous distinct key recorded for that action."""
+    options = options or BuildOptions()
+    bus = EventBus()
+    session = _Session(project, options, bus)
+    targets = _resolve_targets(project, [target])
+    needed = order(project.actions, closure(project.actions, targets))
+    toolchains = session.toolchains(a.toolchain for n in needed if (a := project.actions[n]).toolchain)
+    scheduler = Scheduler(
+        project, session.store, None, toolchains, session.digests, session.history, bus.emit,  # type: ignore[arg-type]
+        jobs=1, keep_going=True, cancel=threading.Event(), overrides=options.overrides,
+    )
+    results = {}
+    blocked: dict[str, str] = {}
+    explanations = []
+    try:
+        for name in needed:
+            action = project.actions[name]
+            waiting = next((blocked.get(d, d) for d in action.dependencies if d not in results), None)
+            if waiting is not None:
+                blocked[name] = waiting
+                if name in targets:
+                    explanations.append(Explanation(name, None, "blocked", None, [], blocked_by=waiting))
+                continue
+            document = scheduler.key_document(action, results)
+            key = Digest.of(_canonical(document))
+            hit = session.store.get_action_result(key)
+            if hit is not None:
+                results[name] = hit
+            else:
+                blocked[name] = name
+            if name in targets:
+                explanations.append(_compare(name, key, document, hit is not None, session))
+    finally:
+        session.store.close()
+        session.save()
+    return explanations
+
+
+def _canonical(document: Mapping[str, object]) -> bytes:
+    from .keys import canonical_json  # noqa: PLC0415
+
+    return canonical_json(document)
+
+
+def _compare(name: str, key: Digest, document: dict[str, KeyValue], cached: bool, session: _Session) -> Explanation:
+    history = session.history.get(name)
+    previous = next((k for k in history if k != key), None)
+    status = "cached" if cached else "will-run"
+    if previous is None:
+        note = "no earlier key recorded" if not history else "unchanged since it was first built"
+        return Explanation(name, key, status, None, [], note=note)
+    data = session.store.read_bytes(previous)
+    if data is None:
+        return Explanation(name, key, status, previous, [], note="the previous key document is no longer in the cache")
+    changes = diff_documents(json.loads(data), document)
+    return Explanation(name, key, status, previous, changes)
+
+
+def project_file(path: str | os.PathLike[str]) -> Path:
+    return find_project_file(Path(path))

@@ -1,0 +1,267 @@
+"""The ``ukbuild`` command: parse arguments, call the API, format what it returns.
+
+Exit codes: 0 success, 1 build failure, 2 configuration or usage error,
+130 interrupted.  Known errors print ``error: …`` with detail and hint;
+only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ukbuild", description="Build unikernel images from a content-addressed graph.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for ukbuild errors too")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def project_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-C", dest="directory", default=".", help="project directory (default: .)")
+        p.add_argument("-f", dest="file", help="project file (default: DIR/ukbuild.toml)")
+        p.add_argument("-o", "--out-dir", help="where outputs are written (default: DIR/out)")
+        p.add_argument("--cache-dir", help="artefact cache (default: $UKBUILD_CACHE_DIR or ~/.cache/ukbuild)")
+
+    b = sub.add_parser("build", help="build targets (default: the project's defaults)")
+    project_args(b)
+    b.add_argument("targets", nargs="*", metavar="TARGET")
+    b.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel actions (default: cores)")
+    b.add_argument("-k", "--keep-going", action="store_true", help="go on with independent actions after a failure")
+    b.add_argument("--json", action="store_true", help="write newline-delimited JSON events to stdout")
+    b.add_argument("--no-cache", action="store_true", help="neither read nor write the artefact cache")
+    b.add_argument("--override", action="append", default=[], metavar="PKG=DIR", help="build PKG from a local tree")
+    b.add_argument("--mirror", action="append", default=[], metavar="DIR|URL", help="look for archives here first")
+    b.add_argument("--keep-scratch", action="store_true", help="keep each action's scratch dir")
+
+    g = sub.add_parser("graph", help="print the action graph (Graphviz dot)")
+    project_args(g)
+    g.add_argument("targets", nargs="*", metavar="TARGET")
+
+    e = sub.add_parser("explain", help="show what changed in a target's key since its previous build")
+    project_args(e)
+    e.add_argument("target", metavar="TARGET")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--override", action="append", default=[], metavar="PKG=DIR")
+
+    c = sub.add_parser("cache", help="inspect and maintain the artefact cache")
+    c.add_argument("--cache-dir", help="artefact cache (default: $UKBUILD_CACHE_DIR or ~/.cache/ukbuild)")
+    csub = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    csub.add_parser("stats", help="entries and sizes")
+    gc = csub.add_parser("gc", help="evict least recently used entries")
+    gc.add_argument("--max-size", help="evict down to this size (e.g. 5G; default: 80%% of the quota)")
+    v = csub.add_parser("verify", help="check every entry; non-zero exit if anything is wrong")
+    v.add_argument("--repair", action="store_true", help="remove what is broken so the next build rebuilds it")
+    return parser
+
+
+def _overrides(values: list[str]) -> dict[str, str]:
+    from .errors import ConfigError  # noqa: PLC0415
+
+    result = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--override {value}: expected PKG=DIR", reason="bad-override")
+        result[name] = os.path.abspath(path)
+    return result
+
+
+def _project_file(args: argparse.Namespace) -> str:
+    return args.file or os.path.join(args.directory, "ukbuild.toml")
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if exc.code != 2 else 2
+    if args.command == "build":
+        code = _fast_noop(args, out)
+        if code is not None:
+            return code
+    from .errors import UkbuildError  # noqa: PLC0415
+
+    try:
+        return _dispatch(args, out, err)
+    except UkbuildError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.message}", file=err)
+        if exc.detail:
+            print("\n".join("  " + line for line in exc.detail.splitlines()), file=err)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=err)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=err)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+def _fast_noop(args: argparse.Namespace, out: TextIO) -> int | None:
+    """Answer an unchanged rebuild from the recorded state, importing nothing heavy."""
+    if args.no_cache:
+        return None
+    from . import _noop  # noqa: PLC0415
+
+    file = os.path.abspath(_project_file(args))
+    out_dir = os.path.abspath(args.out_dir or os.path.join(os.path.dirname(file), "out"))
+    try:
+        overrides = _overrides(args.override)
+    except Exception:  # noqa: BLE001 - the full path reports it properly
+        return None
+    summary = _noop.check(out_dir, _noop.request(file, args.targets, out_dir, overrides))
+    if summary is None:
+        return None
+    actions = summary["actions"]
+    if args.json:
+        from .events import EventBus, to_json_line  # noqa: PLC0415
+
+        bus = EventBus()
+        bus.subscribe(lambda e: out.write(to_json_line(e)))
+        bus.emit("build-started", project=os.path.basename(os.path.dirname(file)), targets=args.targets,
+                 jobs=args.jobs, out_dir=out_dir, cache_dir=args.cache_dir)
+        for name, key in sorted(actions.items()):
+            bus.emit("action-cached", action=name, key=key, via="journal")
+        bus.emit("build-finished", ok=True, executed=0, cached=len(actions), failed=0, skipped=0, seconds=0,
+                 outputs=summary["outputs"], overrides=overrides)
+    else:
+        out.write(f"ukbuild: up to date: {len(actions)} actions, 0 executed, {len(actions)} cached\n")
+        out.write(f"outputs: {out_dir}\n")
+    return 0
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from . import api  # noqa: PLC0415
+
+    if args.command == "cache":
+        return _cache(args, out, err)
+    project = api.load_project(_project_file(args))
+    if args.command == "graph":
+        return _graph(project, args.targets, out)
+    options = api.BuildOptions(
+        out_dir=Path(args.out_dir).absolute() if args.out_dir else None,
+        cache_dir=Path(args.cache_dir).absolute() if args.cache_dir else None,
+        overrides=_overrides(args.override),
+        **({} if args.command == "explain" else {
+            "jobs": args.jobs, "keep_going": args.keep_going, "use_cache": not args.no_cache,
+            "mirrors": tuple(args.mirror), "keep_scratch": args.keep_scratch,
+        }),
+    )
+    if args.command == "explain":
+        return _explain(project, args.target, options, args.json, out)
+    build = api.Build(project, args.targets, options)
+    from ._progress import attach  # noqa: PLC0415
+
+    attach(build, out, err, json_mode=args.json)
+    try:
+        result = build.run()
+    except KeyboardInterrupt:
+        build.cancel()
+        raise
+    if not result.ok:
+        return 1
+    if not args.json:
+        print(f"outputs: {result.out_dir}", file=out)
+        for path in sorted(result.outputs):
+            print(f"  {path}", file=out)
+    return 0
+
+
+def _graph(project, targets: list[str], out: TextIO) -> int:  # type: ignore[no-untyped-def]
+    from ._graph import closure, order  # noqa: PLC0415
+    from .api import _resolve_targets  # noqa: PLC0415
+
+    names = order(project.actions, closure(project.actions, _resolve_targets(project, targets)))
+    out.write(f'digraph "{project.name}" {{\n  rankdir=LR;\n')
+    for name in names:
+        out.write(f'  "{name}";\n')
+        for dep in sorted(set(project.actions[name].dependencies)):
+            out.write(f'  "{dep}" -> "{name}";\n')
+    out.write("}\n")
+    return 0
+
+
+def _explain(project, target: str, options, as_json: bool, out: TextIO) -> int:  # type: ignore[no-untyped-def]
+    import json  # noqa: PLC0415
+
+    from .api import explain  # noqa: PLC0415
+
+    for item in explain(project, target, options):
+        if as_json:
+            out.write(json.dumps({
+                "action": item.action, "key": str(item.key) if item.key else None, "status": item.status,
+                "previous": str(item.previous) if item.previous else None, "blocked_by": item.blocked_by,
+                "note": item.note, "changes": [{"field": f, "old": o, "new": n} for f, o, n in item.changes],
+            }, sort_keys=True) + "\n")
+            continue
+        if item.status == "blocked":
+            out.write(f"{item.action}: depends on {item.blocked_by}, which must run first; explain that\n")
+            continue
+        state = "cached" if item.status == "cached" else "will run"
+        out.write(f"{item.action}: {state}, key {item.key}\n")
+        if item.note:
+            out.write(f"  ({item.note})\n")
+        elif not item.changes:
+            out.write(f"  unchanged since key {item.previous}\n")
+        for field, old, new in item.changes:
+            out.write(f"  {field}: {_short(old)} -> {_short(new)}\n")
+    return 0
+
+
+def _short(value: object) -> str:
+    import json  # noqa: PLC0415
+
+    return "(absent)" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _cache(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from ._store import Store, default_cache_dir, parse_size  # noqa: PLC0415
+    from .errors import ConfigError  # noqa: PLC0415
+
+    root = Path(args.cache_dir).absolute() if args.cache_dir else default_cache_dir()
+    store = Store(root, warn=lambda m: print(f"warning: {m}", file=err))
+    if args.cache_command == "stats":
+        s = store.stats()
+        out.write(f"cache: {root}\nblobs: {s.blobs} ({_human(s.blob_bytes)})\n"
+                  f"action results: {s.actions} ({_human(s.action_bytes)})\ntemp files: {s.temp_files}\n")
+        return 0
+    if args.cache_command == "gc":
+        try:
+            target = parse_size(args.max_size) if args.max_size else None
+        except ValueError as exc:
+            raise ConfigError(f"--max-size: {exc}", reason="bad-value") from exc
+        done = store.gc(target)
+        if done is None:
+            out.write("another process is collecting garbage; skipped\n")
+        else:
+            out.write(f"removed {done[0]} entries, freed {_human(done[1])}\n")
+        return 0
+    problems = store.verify(repair=args.repair)
+    for problem in problems:
+        out.write(f"{problem}\n")
+    verb = "removed" if args.repair else "found"
+    out.write(f"{verb} {len(problems)} problem(s) in {root}\n" if problems else f"cache {root} is clean\n")
+    return 1 if problems else 0
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
+        value /= 1024
+    return f"{size} B"

@@ -1,0 +1,245 @@
+"""Frozen value classes: what a project declares, before anything runs.
+
+A project is a set of :class:`Action` nodes (and :class:`Package` recipes
+that expand into actions).  Values here are pure data; the key contribution
+of each is spelled out by ``to_key()`` so that adding a field can never
+change keys silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TypeAlias
+
+import attrs
+
+from .keys import KeyValue
+
+#: Where an action runs relative to its scratch root; the logical build path.
+LOGICAL_WORKDIR = "/ukbuild/work"
+
+
+def _tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _pairs(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(k), str(v)) for k, v in items))
+
+
+@attrs.frozen
+class Origin:
+    """Where a value was declared, for error messages (never part of a key)."""
+
+    file: str
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+NO_ORIGIN = Origin("<python>")
+
+
+@attrs.frozen
+class Platform:
+    """The three platform roles, spelled out (Nix and Meson keep them apart too)."""
+
+    build: str
+    host: str
+    target: str
+
+    def to_key(self) -> dict[str, KeyValue]:
+        return {"build": self.build, "host": self.host, "target": self.target}
+
+
+@attrs.frozen
+class Tool:
+    """One program of a toolchain; ``path`` is where it is here, never part of a key."""
+
+    name: str
+    path: str
+    version: str
+    digest: str
+
+    def to_key(self) -> dict[str, KeyValue]:
+        return {"version": self.version, "digest": self.digest}
+
+
+@attrs.frozen
+class Toolchain:
+    """A set of tools whose identity (versions and digests) enters every key that uses it.
+
+    ``prefix`` is the install prefix for toolchains that embed it (Rumprun's
+    is not relocatable), so it is configuration and belongs in the key; the
+    host toolchain has none.  ``search_path`` is the PATH actions get.
+    """
+
+    name: str
+    tools: tuple[Tool, ...] = attrs.field(converter=tuple)
+    search_path: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+    prefix: str | None = None
+    extra: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
+    compilers: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+
+    def tool(self, name: str) -> Tool | None:
+        return next((t for t in self.tools if t.name == name), None)
+
+    def to_key(self) -> dict[str, KeyValue]:
+        doc: dict[str, KeyValue] = {
+            "name": self.name,
+            "tools": {t.name: t.to_key() for t in self.tools},
+        }
+        if self.prefix is not None:
+            doc["prefix"] = self.prefix
+        if self.extra:
+            doc["extra"] = dict(self.extra)
+        return doc
+
+
+# --- sources ----------------------------------------------------------------
+
+
+@attrs.frozen
+class ArchiveSource:
+    """A pinned upstream archive; only its declared sha256 enters keys (fixed output)."""
+
+    url: str
+    sha256: str
+    strip: int = 1
+    patches: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+
+
+@attrs.frozen
+class LocalSource:
+    """A directory of the project (or a local override), keyed by its content."""
+
+    path: str
+    patches: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+
+
+@attrs.frozen
+class FileSource:
+    """One file, local (``path``) or pinned remote (``url`` + ``sha256``)."""
+
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+
+
+Source: TypeAlias = ArchiveSource | LocalSource | FileSource
+
+
+# --- actions ----------------------------------------------------------------
+
+
+@attrs.frozen
+class PathInput:
+    """A file or directory of the project checkout, staged at ``dest`` (default: same path)."""
+
+    path: str
+    dest: str
+
+    @property
+    def label(self) -> str:
+        return f"path:{self.path}" if self.path == self.dest else f"path:{self.path}@{self.dest}"
+
+
+@attrs.frozen
+class OutputInput:
+    """The outputs of another action, staged under ``dest`` ("" = at their own paths).
+
+    With ``path`` (one of that action's output directories) only that
+    directory's content is staged, at ``dest``: how a package's install tree
+    becomes part of a dependant's sysroot.
+    """
+
+    action: str
+    dest: str = ""
+    path: str = ""
+
+    @property
+    def label(self) -> str:
+        label = f"out:{self.action}"
+        if self.path:
+            label += f":{self.path}"
+        return label + (f"@{self.dest}" if self.dest else "")
+
+
+@attrs.frozen
+class SourceInput:
+    """A fetched, verified, extracted and patched source tree, staged at ``dest``."""
+
+    name: str
+    source: Source
+    dest: str
+
+    @property
+    def label(self) -> str:
+        return f"src:{self.name}@{self.dest}"
+
+
+Input: TypeAlias = PathInput | OutputInput | SourceInput
+
+
+@attrs.frozen
+class Action:
+    """One cacheable step: a command run in a scratch dir holding only its inputs.
+
+    ``outputs`` are paths relative to the scratch root; a trailing ``/``
+    declares a directory.  ``env`` is the whole environment besides what the
+    executor sets itself (PATH from the toolchain, ``SOURCE_DATE_EPOCH``,
+    ``LC_ALL=C``, ``TZ=UTC``, ``HOME``, ``UKBUILD_WORK``); ``${UKBUILD_WORK}``
+    in argv or env stands for the scratch root and is expanded at run time.
+    """
+
+    name: str
+    argv: tuple[str, ...] = attrs.field(converter=_tuple)
+    outputs: tuple[str, ...] = attrs.field(converter=_tuple)
+    inputs: tuple[Input, ...] = attrs.field(converter=tuple, default=())
+    env: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
+    toolchain: str | None = None
+    workdir: str = ""
+    step: str = "core/run"
+    step_version: int = 1
+    config: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
+    salt: str = ""
+    origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        return tuple(i.action for i in self.inputs if isinstance(i, OutputInput))
+
+
+@attrs.frozen
+class Project:
+    """A loaded project: its actions by name, and where it lives (never part of a key)."""
+
+    name: str
+    root: str
+    actions: Mapping[str, Action]
+    platform: Platform
+    default_targets: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+    files: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+    toolchains: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Package:
+    """A recipe: a source built by ordered shell steps into ``install/``.
+
+    It expands into one action.  Dependencies' install trees are staged,
+    merged, under ``sysroot/``; the steps see ``$DESTDIR``, ``$PREFIX``
+    (fixed: ``/usr``), ``$SYSROOT`` and pkg-config pointed into the sysroot,
+    so no absolute build path reaches what is installed.
+    """
+
+    name: str
+    source: Source
+    steps: tuple[str, ...] = attrs.field(converter=_tuple)
+    version: str = ""
+    depends: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+    toolchain: str | None = None
+    env: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
+    origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
