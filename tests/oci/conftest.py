@@ -3,24 +3,30 @@
 The registries are Debian's ``docker-registry`` with a private config on a
 free 127.0.0.1 port (xdist workers run side by side), stopped by their own
 PID.  ``auth_registry`` adds htpasswd basic auth over TLS with a throwaway
-self-signed certificate.
+self-signed certificate; ``token_registry`` uses the registry's token auth
+with a small token service in the test process (the Bearer flow).
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import socket
 import ssl
 import subprocess
 import tarfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -197,16 +203,19 @@ class Registry:
         return ["--creds", f"{self.username}:{self.password}"] if self.username else []
 
 
-def _start_registry(root: Path, *, tls: bool, htpasswd: Path | None) -> Iterator[Registry]:
-    cert = root / "cert.pem"
-    key = root / "key.pem"
-    if tls:
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-             "-addext", "subjectAltName=IP:127.0.0.1"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+def _self_signed(root: Path) -> tuple[Path, Path]:
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _start_registry(root: Path, *, tls: bool, auth: dict[str, Any] | None) -> Iterator[Registry]:
+    cert, key = _self_signed(root) if tls else (root / "none", root / "none")
     for _attempt in range(3):
         port = _free_port()
         http: dict[str, Any] = {"addr": f"127.0.0.1:{port}"}
@@ -218,8 +227,8 @@ def _start_registry(root: Path, *, tls: bool, htpasswd: Path | None) -> Iterator
             "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
             "http": http,
         }
-        if htpasswd is not None:
-            config["auth"] = {"htpasswd": {"realm": "ukbuild-test", "path": str(htpasswd)}}
+        if auth is not None:
+            config["auth"] = auth
         (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
         log = open(root / "registry.log", "wb")
         process = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log)
@@ -264,7 +273,7 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
         pytest.skip("needs docker-registry")
     root = tmp_path / "registry"
     root.mkdir()
-    yield from _start_registry(root, tls=False, htpasswd=None)
+    yield from _start_registry(root, tls=False, auth=None)
 
 
 @pytest.fixture
@@ -277,5 +286,82 @@ def auth_registry(tmp_path: Path) -> Iterator[Registry]:
     root.mkdir()
     entry = subprocess.run(["htpasswd", "-Bbn", "builder", "s3cret-pw"], check=True, capture_output=True, text=True)
     (root / "htpasswd").write_text(entry.stdout.strip() + "\n")
-    for reg in _start_registry(root, tls=True, htpasswd=root / "htpasswd"):
+    auth = {"htpasswd": {"realm": "ukbuild-test", "path": str(root / "htpasswd")}}
+    for reg in _start_registry(root, tls=True, auth=auth):
         yield attrs.evolve(reg, username="builder", password="s3cret-pw")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _token_server(root: Path, username: str, password: str) -> tuple[ThreadingHTTPServer, str]:
+    """A token service as the distribution token-auth spec describes: Basic auth
+    in, an RS256 JWT out (signed with the openssl CLI, certificate in ``x5c``)."""
+    cert, key = _self_signed(root)
+    der = ssl.PEM_cert_to_DER_cert(cert.read_text())
+    expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            access = []
+            for scope in query.get("scope", []):
+                kind, name, actions = scope.split(":")
+                access.append({"type": kind, "name": name, "actions": actions.split(",")})
+            now = int(time.time())
+            header = {"alg": "RS256", "typ": "JWT", "x5c": [base64.b64encode(der).decode()]}
+            claims = {
+                "iss": "ukbuild-test-issuer", "sub": username, "aud": query.get("service", [""])[0],
+                "iat": now, "nbf": now - 10, "exp": now + 600, "jti": os.urandom(8).hex(), "access": access,
+            }  # fmt: skip
+            signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+            signature = subprocess.run(
+                ["openssl", "dgst", "-sha256", "-sign", str(key)],
+                input=signing_input.encode(), capture_output=True, check=True,
+            ).stdout  # fmt: skip
+            body = json.dumps({"token": f"{signing_input}.{_b64url(signature)}"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return server, str(cert)
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A plain-HTTP loopback registry with token auth and a token service in this process."""
+    for tool in ("docker-registry", "openssl"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool}")
+    root = tmp_path / "token-registry"
+    (root / "tokens").mkdir(parents=True)
+    server, cert = _token_server(root / "tokens", "builder", "t0ken-pw")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    auth = {
+        "token": {
+            "realm": f"http://127.0.0.1:{server.server_address[1]}/token",
+            "service": "ukbuild-test",
+            "issuer": "ukbuild-test-issuer",
+            "rootcertbundle": cert,
+        }
+    }
+    try:
+        for reg in _start_registry(root, tls=False, auth=auth):
+            yield attrs.evolve(reg, username="builder", password="t0ken-pw")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

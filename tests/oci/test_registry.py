@@ -106,7 +106,7 @@ def test_refused_credentials_and_untrusted_tls(auth_registry: Any) -> None:
     with pytest.raises(EmitError) as err:
         wrong.push("ukbuild/secret", "v1", _image())
     assert err.value.reason == "registry-auth"
-    assert "401" in err.value.message and "wrong-password" not in str(vars(err.value))
+    assert "refused the credentials" in err.value.message and "wrong-password" not in str(vars(err.value))
     anonymous = RegistryClient(auth_registry.host, ca_file=auth_registry.ca_file)
     with pytest.raises(EmitError, match="requires a login"):
         anonymous.push("ukbuild/secret", "v1", _image())
@@ -139,3 +139,20 @@ def test_unreachable_registry_is_a_temporary_emit_error() -> None:
         with pytest.raises(EmitError) as err:
             client.push("ukbuild/hello", "v1", _image())
     assert err.value.reason == "registry-unreachable" and err.value.temporary
+
+
+@pytest.mark.realtool("docker-registry", "skopeo", "openssl")
+def test_bearer_token_flow_against_the_real_registry(token_registry: Any, tmp_path: Path) -> None:
+    image = _image()
+    creds = Credentials(token_registry.username, token_registry.password)
+    client = RegistryClient(token_registry.host, credentials=creds, insecure=True)
+    report = client.push("ukbuild/tokens", "v1", image)
+    assert report.digest == image.digest and len(report.uploaded) == 2
+    url = f"docker://{token_registry.host}/ukbuild/tokens:v1"
+    inspected = _skopeo("inspect", "--tls-verify=false", *token_registry.skopeo_creds(), "--format", "{{.Digest}}", url)
+    assert inspected.stdout.strip() == image.digest
+    assert client.push("ukbuild/tokens", "v1", image).uploaded == ()
+    wrong = RegistryClient(token_registry.host, credentials=Credentials("builder", "nope"), insecure=True)
+    with pytest.raises(EmitError) as err:
+        wrong.push("ukbuild/tokens", "v1", image)
+    assert err.value.reason == "registry-auth" and "token service" in err.value.message

@@ -306,6 +306,12 @@ class RegistryClient:
         if response.status == 401:
             self._answer_challenge(response, repository)
             response = self._request("GET", "/v2/", repository=repository, retry_auth=False)
+            if response.status == 401:
+                raise EmitError(
+                    f"registry {self.host} refused the credentials",
+                    hint="check the username and password (or token)",
+                    reason="registry-auth",
+                )
         if response.status != 200:
             raise self._error(response, f"registry {self.host} did not accept the API check (GET /v2/)")
 
