@@ -57,13 +57,17 @@ def validate() -> Callable[[str, Any], None]:
     schemas' ``id`` URLs are never fetched.
     """
     if not SCHEMA_DIR.is_dir():
-        pytest.skip(f"{SCHEMA_DIR} missing (apt-get install golang-github-opencontainers-image-spec-dev)")
+        pytest.skip(
+            f"{SCHEMA_DIR} missing (apt-get install golang-github-opencontainers-image-spec-dev)"
+        )
     try:
         from referencing import Registry, Resource
         from referencing.jsonschema import DRAFT4
 
         def retrieve(uri: str) -> Resource:
-            return Resource.from_contents(_load_schema(uri.split("#")[0].rsplit("/", 1)[-1]), DRAFT4)
+            return Resource.from_contents(
+                _load_schema(uri.split("#")[0].rsplit("/", 1)[-1]), DRAFT4
+            )
 
         registry: Any = Registry(retrieve=retrieve)  # type: ignore[call-arg]
 
@@ -75,8 +79,10 @@ def validate() -> Callable[[str, Any], None]:
 
         def validate_doc(schema_name: str, document: Any) -> None:
             schema = _load_schema(schema_name)
-            handler = lambda uri: _load_schema(uri.split("#")[0].rsplit("/", 1)[-1])  # noqa: E731
-            resolver = jsonschema.RefResolver.from_schema(schema, handlers={"https": handler, "http": handler})
+            handler = lambda uri: _load_schema(uri.split("#")[0].rsplit("/", 1)[-1])
+            resolver = jsonschema.RefResolver.from_schema(
+                schema, handlers={"https": handler, "http": handler}
+            )
             jsonschema.Draft4Validator(schema, resolver=resolver).validate(document)
 
     return validate_doc
@@ -106,7 +112,9 @@ class LayoutReport:
 
     def tagged(self, tag: str) -> dict[str, Any]:
         (entry,) = [
-            m for m in self.index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+            m
+            for m in self.index["manifests"]
+            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
         ]
         return entry
 
@@ -160,12 +168,20 @@ def check_layout(validate: Callable[[str, Any], None]) -> Callable[[Path], Layou
                         names = [m.name for m in tar.getmembers()]
                         assert names == sorted(names)
                         for member in tar.getmembers():
-                            assert (member.uid, member.gid, member.uname, member.gname) == (0, 0, "", "")
+                            assert (member.uid, member.gid, member.uname, member.gname) == (
+                                0,
+                                0,
+                                "",
+                                "",
+                            )
                 assert config["rootfs"] == {"type": "layers", "diff_ids": diff_ids}
                 assert "artifactType" not in document
             else:
                 assert document["config"]["digest"] == EMPTY_DIGEST and config_data == b"{}"
-                assert isinstance(document.get("artifactType"), str) and "/" in document["artifactType"]
+                assert (
+                    isinstance(document.get("artifactType"), str)
+                    and "/" in document["artifactType"]
+                )
                 for layer in document["layers"]:
                     blob(layer)
             if "subject" in document:
@@ -224,45 +240,50 @@ def _start_registry(root: Path, *, tls: bool, auth: dict[str, Any] | None) -> It
         config: dict[str, Any] = {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(root / "data")},
+                "delete": {"enabled": True},
+            },
             "http": http,
         }
         if auth is not None:
             config["auth"] = auth
         (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
-        log = open(root / "registry.log", "wb")
-        process = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log)
-        context = ssl.create_default_context(cafile=str(cert)) if tls else None
+        with open(root / "registry.log", "ab") as log:
+            process = subprocess.Popen(
+                ["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log
+            )
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if tls:
+            context = ssl.create_default_context(cafile=str(cert))
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        opener = urllib.request.build_opener(*handlers)
         url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/v2/"
         deadline = time.monotonic() + 15
         ready = False
-        while time.monotonic() < deadline and process.poll() is None:
+        while not ready and time.monotonic() < deadline and process.poll() is None:
             try:
-                urllib.request.urlopen(url, timeout=1, context=context).close()
+                opener.open(url, timeout=1).close()
                 ready = True
             except urllib.error.HTTPError as exc:
+                exc.close()
                 ready = exc.code == 401
             except OSError:
-                pass
-            if ready:
-                break
-            time.sleep(0.05)
+                time.sleep(0.05)
         if ready:
             try:
                 yield Registry(f"127.0.0.1:{port}", root / "data", cert if tls else None)
             finally:
-                process.terminate()
+                process.terminate()  # by its own PID
                 try:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-                log.close()
             return
         if process.poll() is None:
             process.kill()
         process.wait()
-        log.close()
     raise RuntimeError("docker-registry did not start:\n" + (root / "registry.log").read_text())
 
 
@@ -284,7 +305,9 @@ def auth_registry(tmp_path: Path) -> Iterator[Registry]:
             pytest.skip(f"needs {tool}")
     root = tmp_path / "auth-registry"
     root.mkdir()
-    entry = subprocess.run(["htpasswd", "-Bbn", "builder", "s3cret-pw"], check=True, capture_output=True, text=True)
+    entry = subprocess.run(
+        ["htpasswd", "-Bbn", "builder", "s3cret-pw"], check=True, capture_output=True, text=True
+    )
     (root / "htpasswd").write_text(entry.stdout.strip() + "\n")
     auth = {"htpasswd": {"realm": "ukbuild-test", "path": str(root / "htpasswd")}}
     for reg in _start_registry(root, tls=True, auth=auth):
@@ -306,7 +329,7 @@ def _token_server(root: Path, username: str, password: str) -> tuple[ThreadingHT
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
             if self.headers.get("Authorization") != expected:
                 self.send_response(401)
@@ -323,7 +346,9 @@ def _token_server(root: Path, username: str, password: str) -> tuple[ThreadingHT
                 "iss": "ukbuild-test-issuer", "sub": username, "aud": query.get("service", [""])[0],
                 "iat": now, "nbf": now - 10, "exp": now + 600, "jti": os.urandom(8).hex(), "access": access,
             }  # fmt: skip
-            signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+            signing_input = (
+                f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+            )
             signature = subprocess.run(
                 ["openssl", "dgst", "-sha256", "-sign", str(key)],
                 input=signing_input.encode(), capture_output=True, check=True,

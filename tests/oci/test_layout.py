@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -36,16 +37,22 @@ SPEC = UruncSpec("unikraft", "qemu", unikernel_version="0.17.0")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(args, check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout}\n{result.stderr}"
     return result
 
 
 def _images() -> tuple[dict[str, Manifest | Index], list[Manifest], Manifest]:
-    common: dict[str, Any] = {"cmd": ["hello", "world"], "created": 0, "annotations": standard_annotations(created=0)}
+    common: dict[str, Any] = {
+        "cmd": ["hello", "world"],
+        "created": 0,
+        "annotations": standard_annotations(created=0),
+    }
     amd64 = urunc_image(SPEC, KERNEL, **common)
     arm64 = urunc_image(SPEC, KERNEL + b"arm", platform="linux/arm64", **common)
-    kraft = kraftkit_manifest(KERNEL, kconfig=["CONFIG_LIBVFSCORE=y"], unikraft_version="0.17.0", cmd=["hello"])
+    kraft = kraftkit_manifest(
+        KERNEL, kconfig=["CONFIG_LIBVFSCORE=y"], unikraft_version="0.17.0", cmd=["hello"]
+    )
     tags: dict[str, Manifest | Index] = {
         "latest": image_index([amd64, arm64, kraft]),
         "amd64": amd64,
@@ -54,8 +61,14 @@ def _images() -> tuple[dict[str, Manifest | Index], list[Manifest], Manifest]:
         "kraft": kraft,
     }
     referrers = [
-        artifact_manifest(amd64, BUILD_RECORD_TYPE, [Blob(BUILD_RECORD_TYPE, canonical_json({"recipe": "hello"}))]),
-        artifact_manifest(amd64, SBOM_SPDX_TYPE, [Blob(SBOM_SPDX_TYPE, canonical_json({"spdxVersion": "SPDX-2.3"}))]),
+        artifact_manifest(
+            amd64, BUILD_RECORD_TYPE, [Blob(BUILD_RECORD_TYPE, canonical_json({"recipe": "hello"}))]
+        ),
+        artifact_manifest(
+            amd64,
+            SBOM_SPDX_TYPE,
+            [Blob(SBOM_SPDX_TYPE, canonical_json({"spdxVersion": "SPDX-2.3"}))],
+        ),
     ]
     return tags, referrers, amd64
 
@@ -66,7 +79,9 @@ def layout(tmp_path: Path) -> tuple[Path, Manifest]:
     return write_oci_layout(tmp_path / "layout", tags, referrers=referrers), amd64
 
 
-def test_layout_passes_the_python_checks(layout: tuple[Path, Manifest], check_layout: Callable[[Path], Any]) -> None:
+def test_layout_passes_the_python_checks(
+    layout: tuple[Path, Manifest], check_layout: Callable[[Path], Any]
+) -> None:
     root, amd64 = layout
     report = check_layout(root)
     entries = report.index["manifests"]
@@ -87,13 +102,17 @@ def test_layout_passes_the_python_checks(layout: tuple[Path, Manifest], check_la
         (member,) = tar.getmembers()  # no parent directories, as kraft pkg writes it
         assert (member.name, member.mtime) == ("unikraft/bin/kernel", 0)
         assert tar.extractfile(member).read() == KERNEL  # type: ignore[union-attr]
-    latest = json.loads((root / "blobs/sha256" / report.tagged("latest")["digest"][7:]).read_bytes())
+    latest = json.loads(
+        (root / "blobs/sha256" / report.tagged("latest")["digest"][7:]).read_bytes()
+    )
     assert [m["platform"]["os"] + "/" + m["platform"]["architecture"] for m in latest["manifests"]] == [
         "linux/amd64", "linux/arm64", "qemu/x86_64",
     ]  # fmt: skip
 
 
-def test_python_checks_catch_a_corrupt_blob(layout: tuple[Path, Manifest], check_layout: Callable[[Path], Any]) -> None:
+def test_python_checks_catch_a_corrupt_blob(
+    layout: tuple[Path, Manifest], check_layout: Callable[[Path], Any]
+) -> None:
     root, amd64 = layout
     path = root / "blobs/sha256" / amd64.layers[0].digest[7:]
     data = bytearray(path.read_bytes())
@@ -104,15 +123,25 @@ def test_python_checks_catch_a_corrupt_blob(layout: tuple[Path, Manifest], check
 
 
 @pytest.mark.realtool("skopeo")
-def test_skopeo_inspects_and_copies_with_digests(layout: tuple[Path, Manifest], tmp_path: Path) -> None:
-    root, amd64 = layout
+def test_skopeo_inspects_and_copies_with_digests(
+    layout: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    root, _ = layout
     inspected = json.loads(_run("skopeo", "inspect", f"oci:{root}:latest").stdout)
     assert (inspected["Os"], inspected["Architecture"]) == ("linux", "amd64")
     assert inspected["Labels"][PREFIX + "unikernelType"] == "unikraft"
     raw = json.loads(_run("skopeo", "inspect", "--raw", f"oci:{root}:amd64").stdout)
     assert raw["annotations"][PREFIX + "hypervisor"] == "qemu"
     kraft = json.loads(
-        _run("skopeo", "inspect", "--override-os", "qemu", "--override-arch", "x86_64", f"oci:{root}:latest").stdout
+        _run(
+            "skopeo",
+            "inspect",
+            "--override-os",
+            "qemu",
+            "--override-arch",
+            "x86_64",
+            f"oci:{root}:latest",
+        ).stdout
     )
     assert (kraft["Os"], kraft["Architecture"]) == ("qemu", "x86_64")
     for tag in ("amd64", "plain", "zstd", "kraft"):
@@ -124,7 +153,11 @@ def test_skopeo_inspects_and_copies_with_digests(layout: tuple[Path, Manifest], 
 
 def _digest_of(root: Path, tag: str) -> str:
     index = json.loads((root / "index.json").read_bytes())
-    (entry,) = [m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
+    (entry,) = [
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    ]
     return str(entry["digest"])
 
 
@@ -136,19 +169,28 @@ def test_skopeo_catches_a_corrupt_layer(layout: tuple[Path, Manifest], tmp_path:
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     result = subprocess.run(
         ["skopeo", "copy", "--preserve-digests", f"oci:{root}:amd64", f"dir:{tmp_path / 'out'}"],
-        capture_output=True, text=True, timeout=120,
+        check=False, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode != 0 and "did not match" in result.stderr
 
 
 def _umoci_unpack(image: str, bundle: Path) -> subprocess.CompletedProcess[str]:
-    args = ["umoci", "unpack", *([] if os.geteuid() == 0 else ["--rootless"]), "--image", image, str(bundle)]
-    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+    args = [
+        "umoci",
+        "unpack",
+        *([] if os.geteuid() == 0 else ["--rootless"]),
+        "--image",
+        image,
+        str(bundle),
+    ]
+    return subprocess.run(args, check=False, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.realtool("umoci")
 @pytest.mark.parametrize("tag", ["amd64", "plain"])
-def test_umoci_unpacks_gzip_and_plain_layers(layout: tuple[Path, Manifest], tmp_path: Path, tag: str) -> None:
+def test_umoci_unpacks_gzip_and_plain_layers(
+    layout: tuple[Path, Manifest], tmp_path: Path, tag: str
+) -> None:
     root, _ = layout
     bundle = tmp_path / "bundle"
     result = _umoci_unpack(f"{root}:{tag}", bundle)
@@ -159,7 +201,9 @@ def test_umoci_unpacks_gzip_and_plain_layers(layout: tuple[Path, Manifest], tmp_
     assert runtime["process"]["args"] == ["hello", "world"]
     assert runtime["annotations"][PREFIX + "binary"] == "/.boot/kernel"
     assert runtime["annotations"]["org.opencontainers.image.created"] == "1970-01-01T00:00:00Z"
-    assert json.loads((bundle / "rootfs/urunc.json").read_bytes())[PREFIX + "hypervisor"] == "cWVtdQ=="
+    assert (
+        json.loads((bundle / "rootfs/urunc.json").read_bytes())[PREFIX + "hypervisor"] == "cWVtdQ=="
+    )
 
 
 @pytest.mark.realtool("umoci")
@@ -176,8 +220,12 @@ def test_oci_archive_matches_the_layout(layout: tuple[Path, Manifest], tmp_path:
     with tarfile.open(archive) as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
     root = layout[0]
-    assert files == {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    inspected = json.loads(_run("skopeo", "inspect", "--raw", f"oci-archive:{archive}:amd64").stdout)
+    assert files == {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
+    }
+    inspected = json.loads(
+        _run("skopeo", "inspect", "--raw", f"oci-archive:{archive}:amd64").stdout
+    )
     assert canonical_json(inspected) == amd64.blob.data
 
 
@@ -186,21 +234,30 @@ def test_docker_archive_loads_with_skopeo(tmp_path: Path) -> None:
     tags, _, amd64 = _images()
     zstd = tags["zstd"]
     assert isinstance(zstd, Manifest)
-    archive = write_docker_archive(tmp_path / "d.tar", {"ukbuild/hello:1.0": amd64, "ukbuild/hello:zstd": zstd})
+    archive = write_docker_archive(
+        tmp_path / "d.tar", {"ukbuild/hello:1.0": amd64, "ukbuild/hello:zstd": zstd}
+    )
     with tarfile.open(archive) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
-    assert [entry["RepoTags"] for entry in manifest] == [["ukbuild/hello:1.0"], ["ukbuild/hello:zstd"]]
+    assert [entry["RepoTags"] for entry in manifest] == [
+        ["ukbuild/hello:1.0"],
+        ["ukbuild/hello:zstd"],
+    ]
     for repo_tag in ("ukbuild/hello:1.0", "ukbuild/hello:zstd"):
-        inspected = json.loads(_run("skopeo", "inspect", f"docker-archive:{archive}:{repo_tag}").stdout)
+        inspected = json.loads(
+            _run("skopeo", "inspect", f"docker-archive:{archive}:{repo_tag}").stdout
+        )
         assert inspected["Labels"][PREFIX + "unikernelType"] == "unikraft"
         out = tmp_path / repo_tag.replace("/", "_").replace(":", "_")
         _run("skopeo", "copy", f"docker-archive:{archive}:{repo_tag}", f"oci:{out}:x")
         pulled = json.loads((out / "index.json").read_bytes())["manifests"][0]
-        config_desc = json.loads((out / "blobs/sha256" / pulled["digest"][7:]).read_bytes())["config"]
+        config_desc = json.loads((out / "blobs/sha256" / pulled["digest"][7:]).read_bytes())[
+            "config"
+        ]
         # skopeo re-serialises the config on conversion, but its content is ours
-        assert json.loads((out / "blobs/sha256" / config_desc["digest"][7:]).read_bytes()) == json.loads(
-            amd64.config.data
-        )
+        assert json.loads(
+            (out / "blobs/sha256" / config_desc["digest"][7:]).read_bytes()
+        ) == json.loads(amd64.config.data)
     # the archive holds our config bytes, so `docker load` gives the image ID = our config digest
     assert manifest[0]["Config"] == amd64.config.digest[7:] + ".json"
     with tarfile.open(archive) as tar:
@@ -301,10 +358,35 @@ def test_two_builds_are_bit_identical(tmp_path: Path) -> None:
         cwd.mkdir()
         out = tmp_path / f"out-{name}"
         env = {**os.environ, "TZ": tz, "SOURCE_DATE_EPOCH": "1700000000", "LC_ALL": "C"}
-        subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, str(out), umask], cwd=cwd, env=env, check=True)
-        return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        subprocess.run(
+            [sys.executable, "-c", _BUILD_SCRIPT, str(out), umask], cwd=cwd, env=env, check=True
+        )
+        return {
+            p.relative_to(out).as_posix(): p.read_bytes()
+            for p in sorted(out.rglob("*"))
+            if p.is_file()
+        }
 
     first = build("a", "UTC", "022")
     second = build("b", "Asia/Kathmandu", "077")
     assert first.keys() == second.keys() and len(first) > 10
     assert first == second
+
+
+@pytest.mark.realtool("podman")
+def test_podman_loads_the_docker_archive_and_pulls_the_layout(
+    layout: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    root, amd64 = layout
+    archive = write_docker_archive(tmp_path / "d.tar", {"ukbuild/hello:1": amd64})
+    # private storage with the vfs driver: nothing is mounted; podman wants a runroot under 50 characters
+    with tempfile.TemporaryDirectory(prefix="ukpm-") as runroot:
+        podman = ["podman", "--root", str(tmp_path / "storage"), "--runroot", runroot,
+                  "--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs"]  # fmt: skip
+        _run(*podman, "load", "-i", str(archive))
+        _run(*podman, "pull", f"oci:{root}:amd64")
+        for name in ("localhost/ukbuild/hello:1", amd64.config.digest[7:]):
+            inspected = json.loads(_run(*podman, "image", "inspect", name).stdout)[0]
+            assert inspected["Id"] == amd64.config.digest[7:]
+            assert inspected["Labels"][PREFIX + "unikernelType"] == "unikraft"
+            assert inspected["Config"]["Cmd"] == ["hello", "world"]

@@ -36,13 +36,19 @@ def _image(platform: str = "linux/amd64", **kwargs: Any) -> Any:
 
 
 def test_canonical_json_is_sorted_compact_utf8() -> None:
-    assert canonical_json({"b": [1, "é"], "a": {"z": 1, "y": 2}}) == '{"a":{"y":2,"z":1},"b":[1,"é"]}'.encode()
+    assert (
+        canonical_json({"b": [1, "é"], "a": {"z": 1, "y": 2}})
+        == '{"a":{"y":2,"z":1},"b":[1,"é"]}'.encode()
+    )
     with pytest.raises(ValueError):
         canonical_json(float("nan"))
 
 
 def test_empty_blob_is_the_well_known_one() -> None:
-    assert EMPTY_BLOB.digest == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    assert (
+        EMPTY_BLOB.digest
+        == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    )
     assert EMPTY_BLOB.size == 2
 
 
@@ -65,9 +71,17 @@ def test_image_manifest_and_config(validate: Validate) -> None:
     }
     assert config["created"] == "1970-01-02T00:00:00Z"
     assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm64", "v8")
-    assert config["config"] == {"Cmd": ["app", "-v"], "Env": ["A=1"], "Labels": {"dev.ukbuild.x": "y"}}
+    assert config["config"] == {
+        "Cmd": ["app", "-v"],
+        "Env": ["A=1"],
+        "Labels": {"dev.ukbuild.x": "y"},
+    }
     assert "Entrypoint" not in config["config"]
-    assert manifest["config"] == {"mediaType": MediaType.CONFIG, "digest": image.config.digest, "size": image.config.size}
+    assert manifest["config"] == {
+        "mediaType": MediaType.CONFIG,
+        "digest": image.config.digest,
+        "size": image.config.size,
+    }
 
 
 def test_no_epoch_means_no_created() -> None:
@@ -83,7 +97,11 @@ def test_same_inputs_same_digest() -> None:
 
 def test_schema_rejects_what_it_should(validate: Validate) -> None:
     manifest = json.loads(_image().blob.data)
-    for broken in ({**manifest, "schemaVersion": 1}, {**manifest, "config": None}, {**manifest, "layers": []}):
+    for broken in (
+        {**manifest, "schemaVersion": 1},
+        {**manifest, "config": None},
+        {**manifest, "layers": []},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             validate("image-manifest-schema.json", broken)
 
@@ -92,12 +110,18 @@ def test_artifact_refers_to_subject_without_changing_it(validate: Validate) -> N
     image = _image()
     before = image.digest
     record = Blob(BUILD_RECORD_TYPE, canonical_json({"inputs": []}))
-    artifact = artifact_manifest(image, BUILD_RECORD_TYPE, [record], annotations=standard_annotations(created=0))
+    artifact = artifact_manifest(
+        image, BUILD_RECORD_TYPE, [record], annotations=standard_annotations(created=0)
+    )
     document = json.loads(artifact.blob.data)
     validate("image-manifest-schema.json", document)
     # The rc2 schema does not know subject/artifactType: check them explicitly.
     assert document["artifactType"] == BUILD_RECORD_TYPE
-    assert document["subject"] == {"mediaType": MediaType.MANIFEST, "digest": image.digest, "size": image.blob.size}
+    assert document["subject"] == {
+        "mediaType": MediaType.MANIFEST,
+        "digest": image.digest,
+        "size": image.blob.size,
+    }
     assert document["config"] == EMPTY_BLOB.descriptor().to_json()
     assert document["layers"] == [record.descriptor().to_json()]
     assert artifact.descriptor().to_json()["artifactType"] == BUILD_RECORD_TYPE
@@ -115,8 +139,14 @@ def test_index_platforms_must_be_distinguishable(validate: Validate) -> None:
     index = image_index([amd64, _image("linux/arm64"), features])
     validate("image-index-schema.json", json.loads(index.blob.data))
     platforms = [m["platform"] for m in json.loads(index.blob.data)["manifests"]]
-    assert platforms[2] == {"os": "linux", "architecture": "amd64", "os.features": ["dev.ukbuild.hvt"]}
-    other = image_manifest([make_layer([TarEntry.file("k", b"x")])], platform=Platform.parse("linux/amd64"))
+    assert platforms[2] == {
+        "os": "linux",
+        "architecture": "amd64",
+        "os.features": ["dev.ukbuild.hvt"],
+    }
+    other = image_manifest(
+        [make_layer([TarEntry.file("k", b"x")])], platform=Platform.parse("linux/amd64")
+    )
     with pytest.raises(EmitError) as err:
         image_index([amd64, other])
     assert err.value.reason == "ambiguous-platform" and "linux/amd64" in err.value.message

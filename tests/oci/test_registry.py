@@ -11,7 +11,14 @@ import pytest
 
 from ukbuild.errors import EmitError
 from ukbuild.oci.kraftkit import kraftkit_manifest
-from ukbuild.oci.model import BUILD_RECORD_TYPE, Blob, Manifest, artifact_manifest, canonical_json, image_index
+from ukbuild.oci.model import (
+    BUILD_RECORD_TYPE,
+    Blob,
+    Manifest,
+    artifact_manifest,
+    canonical_json,
+    image_index,
+)
 from ukbuild.oci.registry import Credentials, RegistryClient
 from ukbuild.oci.urunc import UruncSpec, urunc_image
 
@@ -19,13 +26,17 @@ KERNEL = b"\x7fELF" + bytes(range(256)) * 300
 
 
 def _skopeo(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["skopeo", *args], check=False, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, f"skopeo {' '.join(args)}\n{result.stderr}"
     return result
 
 
 def _image(compression: str = "gzip", kernel: bytes = KERNEL) -> Manifest:
-    return urunc_image(UruncSpec("unikraft", "qemu"), kernel, cmd=["hello"], compression=compression, created=0)  # type: ignore[arg-type]
+    return urunc_image(
+        UruncSpec("unikraft", "qemu"), kernel, cmd=["hello"], compression=compression, created=0
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.realtool("docker-registry", "skopeo")
@@ -35,9 +46,15 @@ def test_push_inspect_pull_round_trip(registry: Any, tmp_path: Path, compression
     client = RegistryClient(registry.host, insecure=True)
     report = client.push("ukbuild/hello", "v1", image)
     assert report.digest == image.digest
-    assert set(report.uploaded) == {image.config.digest, image.layers[0].digest} and report.skipped == ()
+    assert (
+        set(report.uploaded) == {image.config.digest, image.layers[0].digest}
+        and report.skipped == ()
+    )
     url = f"docker://{registry.host}/ukbuild/hello:v1"
-    assert _skopeo("inspect", "--tls-verify=false", "--format", "{{.Digest}}", url).stdout.strip() == image.digest
+    assert (
+        _skopeo("inspect", "--tls-verify=false", "--format", "{{.Digest}}", url).stdout.strip()
+        == image.digest
+    )
     out = tmp_path / "pulled"
     _skopeo("copy", "--preserve-digests", "--src-tls-verify=false", url, f"dir:{out}")
     assert (out / "manifest.json").read_bytes() == image.blob.data
@@ -54,7 +71,9 @@ def test_chunked_upload_index_and_referrers_fallback(registry: Any, tmp_path: Pa
     amd64 = _image()
     kraft = kraftkit_manifest(KERNEL)
     index = image_index([amd64, kraft])
-    record = artifact_manifest(amd64, BUILD_RECORD_TYPE, [Blob(BUILD_RECORD_TYPE, canonical_json({"recipe": "x"}))])
+    record = artifact_manifest(
+        amd64, BUILD_RECORD_TYPE, [Blob(BUILD_RECORD_TYPE, canonical_json({"recipe": "x"}))]
+    )
     client = RegistryClient(registry.host, insecure=True, chunk_size=4096)
     report = client.push("ukbuild/multi", "latest", index, referrers=[record])
     assert report.digest == index.digest
@@ -66,7 +85,11 @@ def test_chunked_upload_index_and_referrers_fallback(registry: Any, tmp_path: Pa
     assert canonical_json(raw) == index.blob.data
     picked = json.loads(_skopeo("inspect", "--tls-verify=false", f"{url}:latest").stdout)
     assert picked["Digest"] == index.digest and picked["Os"] == "linux"
-    fallback = json.loads(_skopeo("inspect", "--tls-verify=false", "--raw", f"{url}:{report.referrers_fallback_tag}").stdout)
+    fallback = json.loads(
+        _skopeo(
+            "inspect", "--tls-verify=false", "--raw", f"{url}:{report.referrers_fallback_tag}"
+        ).stdout
+    )
     assert fallback["manifests"] == [
         {"mediaType": record.blob.media_type, "digest": record.digest, "size": record.blob.size,
          "artifactType": BUILD_RECORD_TYPE},
@@ -74,10 +97,21 @@ def test_chunked_upload_index_and_referrers_fallback(registry: Any, tmp_path: Pa
     # a second push keeps one entry per referrer and uploads nothing
     again = client.push("ukbuild/multi", "latest", index, referrers=[record])
     assert again.uploaded == ()
-    fallback = json.loads(_skopeo("inspect", "--tls-verify=false", "--raw", f"{url}:{report.referrers_fallback_tag}").stdout)
+    fallback = json.loads(
+        _skopeo(
+            "inspect", "--tls-verify=false", "--raw", f"{url}:{report.referrers_fallback_tag}"
+        ).stdout
+    )
     assert len(fallback["manifests"]) == 1
     out = tmp_path / "pulled"
-    _skopeo("copy", "--all", "--preserve-digests", "--src-tls-verify=false", f"{url}:latest", f"oci:{out}:x")
+    _skopeo(
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        f"{url}:latest",
+        f"oci:{out}:x",
+    )
     assert json.loads((out / "index.json").read_bytes())["manifests"][0]["digest"] == index.digest
 
 
@@ -89,7 +123,14 @@ def test_basic_auth_over_tls(auth_registry: Any, tmp_path: Path) -> None:
     report = client.push("ukbuild/secret", "v1", image)
     assert len(report.uploaded) == 2
     url = f"docker://{auth_registry.host}/ukbuild/secret:v1"
-    inspected = _skopeo("inspect", "--tls-verify=false", *auth_registry.skopeo_creds(), "--format", "{{.Digest}}", url)
+    inspected = _skopeo(
+        "inspect",
+        "--tls-verify=false",
+        *auth_registry.skopeo_creds(),
+        "--format",
+        "{{.Digest}}",
+        url,
+    )
     assert inspected.stdout.strip() == image.digest
     out = tmp_path / "pulled"
     _skopeo("copy", "--preserve-digests", "--src-tls-verify=false", "--src-creds",
@@ -101,16 +142,22 @@ def test_basic_auth_over_tls(auth_registry: Any, tmp_path: Path) -> None:
 @pytest.mark.realtool("docker-registry", "htpasswd", "openssl")
 def test_refused_credentials_and_untrusted_tls(auth_registry: Any) -> None:
     wrong = RegistryClient(
-        auth_registry.host, credentials=Credentials("builder", "wrong-password"), ca_file=auth_registry.ca_file
+        auth_registry.host,
+        credentials=Credentials("builder", "wrong-password"),
+        ca_file=auth_registry.ca_file,
     )
     with pytest.raises(EmitError) as err:
         wrong.push("ukbuild/secret", "v1", _image())
     assert err.value.reason == "registry-auth"
-    assert "refused the credentials" in err.value.message and "wrong-password" not in str(vars(err.value))
+    assert "refused the credentials" in err.value.message and "wrong-password" not in str(
+        vars(err.value)
+    )
     anonymous = RegistryClient(auth_registry.host, ca_file=auth_registry.ca_file)
     with pytest.raises(EmitError, match="requires a login"):
         anonymous.push("ukbuild/secret", "v1", _image())
-    untrusted = RegistryClient(auth_registry.host, credentials=Credentials("builder", auth_registry.password))
+    untrusted = RegistryClient(
+        auth_registry.host, credentials=Credentials("builder", auth_registry.password)
+    )
     with pytest.raises(EmitError) as err:
         untrusted.push("ukbuild/secret", "v1", _image())
     assert err.value.reason == "registry-tls" and "ca_file" in (err.value.hint or "")
@@ -149,10 +196,19 @@ def test_bearer_token_flow_against_the_real_registry(token_registry: Any, tmp_pa
     report = client.push("ukbuild/tokens", "v1", image)
     assert report.digest == image.digest and len(report.uploaded) == 2
     url = f"docker://{token_registry.host}/ukbuild/tokens:v1"
-    inspected = _skopeo("inspect", "--tls-verify=false", *token_registry.skopeo_creds(), "--format", "{{.Digest}}", url)
+    inspected = _skopeo(
+        "inspect",
+        "--tls-verify=false",
+        *token_registry.skopeo_creds(),
+        "--format",
+        "{{.Digest}}",
+        url,
+    )
     assert inspected.stdout.strip() == image.digest
     assert client.push("ukbuild/tokens", "v1", image).uploaded == ()
-    wrong = RegistryClient(token_registry.host, credentials=Credentials("builder", "nope"), insecure=True)
+    wrong = RegistryClient(
+        token_registry.host, credentials=Credentials("builder", "nope"), insecure=True
+    )
     with pytest.raises(EmitError) as err:
         wrong.push("ukbuild/tokens", "v1", image)
     assert err.value.reason == "registry-auth" and "token service" in err.value.message

@@ -40,7 +40,9 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def _reply(self, code: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        def _reply(
+            self, code: int, headers: dict[str, str] | None = None, body: bytes = b""
+        ) -> None:
             self.send_response(code)
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
@@ -83,14 +85,20 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
             if "manifests" in parts and self.command == "PUT":
                 digest = "sha256:" + hashlib.sha256(body).hexdigest()
                 fake.manifests[parts[-1]] = body
-                headers = {"Docker-Content-Digest": "sha256:" + "0" * 64 if fake.lie_about_digest else digest}
+                headers = {
+                    "Docker-Content-Digest": "sha256:" + "0" * 64
+                    if fake.lie_about_digest
+                    else digest
+                }
                 if fake.referrers_api and "subject" in json.loads(body):
                     headers["OCI-Subject"] = json.loads(body)["subject"]["digest"]
                 return self._reply(201, headers)
             if "manifests" in parts and self.command == "GET":
                 if parts[-1] in fake.manifests:
                     return self._reply(200, body=fake.manifests[parts[-1]])
-                return self._reply(404, body=b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}')
+                return self._reply(
+                    404, body=b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}'
+                )
             return self._reply(400)
 
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _handle
@@ -118,10 +126,17 @@ def _image() -> Any:
 
 
 def _client(fake: Fake, password: str = PASSWORD, **kwargs: Any) -> RegistryClient:
-    return RegistryClient(f"127.0.0.1:{fake.port}", insecure=True, credentials=Credentials("builder", password), **kwargs)
+    return RegistryClient(
+        f"127.0.0.1:{fake.port}",
+        insecure=True,
+        credentials=Credentials("builder", password),
+        **kwargs,
+    )
 
 
-def test_bearer_flow_chunked_upload_and_no_secrets_in_logs(fake: Fake, caplog: pytest.LogCaptureFixture) -> None:
+def test_bearer_flow_chunked_upload_and_no_secrets_in_logs(
+    fake: Fake, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="ukbuild.oci")
     image = _image()
     report = _client(fake, chunk_size=1000).push("team/app", "v1", image)
@@ -129,7 +144,10 @@ def test_bearer_flow_chunked_upload_and_no_secrets_in_logs(fake: Fake, caplog: p
     assert fake.manifests["v1"] == image.blob.data and report.digest == image.digest
     token_requests = [r for r in fake.requests if r[1].startswith("/token")]
     assert len(token_requests) == 1
-    assert "scope=repository%3Ateam%2Fapp%3Apull%2Cpush" in token_requests[0][1] and "service=fake" in token_requests[0][1]
+    assert (
+        "scope=repository%3Ateam%2Fapp%3Apull%2Cpush" in token_requests[0][1]
+        and "service=fake" in token_requests[0][1]
+    )
     patches = [r for r in fake.requests if r[0] == "PATCH"]
     assert len(patches) == (image.layers[0].size + 999) // 1000
     assert patches[0][2]["Content-Range"] == "0-999"
@@ -156,7 +174,9 @@ def test_digest_mismatch_is_an_error(fake: Fake) -> None:
 def test_referrers_api_needs_no_fallback_tag(fake: Fake) -> None:
     fake.referrers_api = True
     image = _image()
-    record = artifact_manifest(image, BUILD_RECORD_TYPE, [Blob(BUILD_RECORD_TYPE, canonical_json({}))])
+    record = artifact_manifest(
+        image, BUILD_RECORD_TYPE, [Blob(BUILD_RECORD_TYPE, canonical_json({}))]
+    )
     report = _client(fake).push("team/app", "v1", image, referrers=[record])
     assert report.referrers_fallback_tag is None
     assert set(fake.manifests) == {"v1", record.digest}

@@ -31,7 +31,11 @@ def _members(data: bytes) -> list[tarfile.TarInfo]:
 
 def test_tar_is_sorted_root_owned_with_fixed_mtime_and_parents() -> None:
     data = tar_bytes(
-        [TarEntry.file("b/z", b"z"), TarEntry.file("/a", b"a", 0o755), TarEntry.symlink("b/l", "z")],
+        [
+            TarEntry.file("b/z", b"z"),
+            TarEntry.file("/a", b"a", 0o755),
+            TarEntry.symlink("b/l", "z"),
+        ],
         mtime=1_700_000_000,
     )
     members = _members(data)
@@ -58,12 +62,15 @@ def test_pax_only_where_needed() -> None:
 
 
 def test_without_parents_like_kraftkit() -> None:
-    assert [m.name for m in _members(tar_bytes([TarEntry.file("unikraft/bin/kernel", b"k")], parents=False))] == [
-        "unikraft/bin/kernel"
-    ]
+    assert [
+        m.name
+        for m in _members(tar_bytes([TarEntry.file("unikraft/bin/kernel", b"k")], parents=False))
+    ] == ["unikraft/bin/kernel"]
 
 
-@pytest.mark.parametrize("path", ["", "/", "a/../b", "../x", "..", "a//b", "./a", "a/./b", "a\x00b"])
+@pytest.mark.parametrize(
+    "path", ["", "/", "a/../b", "../x", "..", "a//b", "./a", "a/./b", "a\x00b"]
+)
 def test_unclean_paths_are_refused(path: str) -> None:
     with pytest.raises(EmitError) as err:
         TarEntry.file(path, b"")

@@ -26,7 +26,9 @@ def test_keys_for_unikraft_with_initrd() -> None:
 
 
 def test_rumprun_block_defaults_to_data_and_legacy_cmdline() -> None:
-    spec = UruncSpec("rumprun", "hvt", block="/.boot/data.ext2", bake="solo5_hvt", legacy_cmdline=True)
+    spec = UruncSpec(
+        "rumprun", "hvt", block="/.boot/data.ext2", bake="solo5_hvt", legacy_cmdline=True
+    )
     keys = spec.keys(["nginx", "-c", "/data/nginx.conf"])
     assert keys[PREFIX + "blkMntPoint"] == "/data"
     assert keys[PREFIX + "cmdline"] == "nginx -c /data/nginx.conf"

@@ -61,7 +61,9 @@ def kraftkit_manifest(
             f"KraftKit kconfig entries must look like CONFIG_FOO=y: {', '.join(bad)}",
             reason="bad-platform",
         )
-    platform = Platform(plat, arch, os_version=unikraft_version, os_features=tuple(sorted(set(kconfig))))
+    platform = Platform(
+        plat, arch, os_version=unikraft_version, os_features=tuple(sorted(set(kconfig)))
+    )
     layers = [
         make_layer(
             [TarEntry.file(KERNEL_PATH, kernel, 0o755)],

@@ -74,7 +74,11 @@ def layout_files(
         entries.append(referrer.descriptor().to_json())
         for blob in referrer.blobs():
             blobs[blob.digest] = blob
-    index: dict[str, object] = {"schemaVersion": 2, "mediaType": MediaType.INDEX, "manifests": entries}
+    index: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": MediaType.INDEX,
+        "manifests": entries,
+    }
     if annotations:
         index["annotations"] = check_annotations(annotations, "index.json")
     files = {"oci-layout": OCI_LAYOUT, "index.json": canonical_json(index)}
@@ -191,7 +195,9 @@ def _replacing_dir(target: Path) -> Iterator[Path]:
             yield tmp
             tmp.chmod(0o755)
             if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+                old = Path(
+                    tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+                )
                 os.replace(target, old / "layout")
                 os.replace(tmp, target)
                 shutil.rmtree(old)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -44,15 +44,37 @@ CREATED = ANNOTATION_PREFIX + "created"
 STANDARD_ANNOTATIONS = frozenset(
     ANNOTATION_PREFIX + key
     for key in (
-        "created authors url documentation source version revision vendor licenses "
-        "ref.name title description base.digest base.name"
-    ).split()
+        "created",
+        "authors",
+        "url",
+        "documentation",
+        "source",
+        "version",
+        "revision",
+        "vendor",
+        "licenses",
+        "ref.name",
+        "title",
+        "description",
+        "base.digest",
+        "base.name",
+    )
 )
 
 _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}\Z")
 _REF_NAME_RE = re.compile(
     r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*\Z"
 )
+
+
+def str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    """attrs converter: any iterable of strings to a tuple (typed for mypy)."""
+    return tuple(values)
+
+
+def str_dict(values: Mapping[str, str]) -> dict[str, str]:
+    """attrs converter: any string mapping to a plain dict (typed for mypy)."""
+    return dict(values)
 
 
 def sha256_digest(data: bytes) -> str:
@@ -178,7 +200,7 @@ class Platform:
     architecture: str
     variant: str | None = None
     os_version: str | None = None
-    os_features: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    os_features: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
 
     @classmethod
     def parse(cls, text: str) -> Platform:
@@ -210,12 +232,16 @@ class Descriptor:
     media_type: str
     digest: str = attrs.field(validator=lambda _i, _a, v: check_digest(v))
     size: int
-    annotations: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    annotations: Mapping[str, str] = attrs.field(factory=dict, converter=str_dict)
     platform: Platform | None = None
     artifact_type: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        result: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
         if self.annotations:
             result["annotations"] = dict(self.annotations)
         if self.platform is not None:
@@ -229,17 +255,19 @@ class Descriptor:
 class ImageConfig:
     """The runnable parts of an image config (``config`` in the JSON)."""
 
-    cmd: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    entrypoint: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    env: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    cmd: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
+    entrypoint: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
+    env: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=str_dict)
     working_dir: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         for item in self.env:
             if "=" not in item:
                 raise EmitError(
-                    f"environment entry {item!r} has no '='", hint="write NAME=VALUE", reason="bad-env"
+                    f"environment entry {item!r} has no '='",
+                    hint="write NAME=VALUE",
+                    reason="bad-env",
                 )
         result: dict[str, Any] = {}
         if self.cmd:
@@ -353,9 +381,12 @@ def image_manifest(
     config_blob = Blob.json(MediaType.CONFIG, config_json)
     config_desc = config_blob.descriptor(platform=platform if config_descriptor_platform else None)
     layer_descs = [
-        layer.blob.descriptor(annotations=check_annotations(layer.annotations, "layer")) for layer in layers
+        layer.blob.descriptor(annotations=check_annotations(layer.annotations, "layer"))
+        for layer in layers
     ]
-    manifest = Blob.json(MediaType.MANIFEST, _manifest_json(config_desc, layer_descs, annotations or {}))
+    manifest = Blob.json(
+        MediaType.MANIFEST, _manifest_json(config_desc, layer_descs, annotations or {})
+    )
     return Manifest(manifest, config_blob, tuple(layer.blob for layer in layers), platform)
 
 
@@ -381,10 +412,19 @@ def artifact_manifest(
     subject_desc = Descriptor(subject_desc.media_type, subject_desc.digest, subject_desc.size)
     layer_descs = [payload.descriptor() for payload in payloads]
     body = _manifest_json(
-        EMPTY_BLOB.descriptor(), layer_descs, annotations or {}, subject=subject_desc, artifact_type=artifact_type
+        EMPTY_BLOB.descriptor(),
+        layer_descs,
+        annotations or {},
+        subject=subject_desc,
+        artifact_type=artifact_type,
     )
     return Manifest(
-        Blob.json(MediaType.MANIFEST, body), EMPTY_BLOB, tuple(payloads), None, artifact_type, subject_desc
+        Blob.json(MediaType.MANIFEST, body),
+        EMPTY_BLOB,
+        tuple(payloads),
+        None,
+        artifact_type,
+        subject_desc,
     )
 
 
@@ -406,7 +446,9 @@ def image_index(
                 f"manifest {manifest.digest} has no platform and cannot be listed in a platform index",
                 reason="ambiguous-platform",
             )
-        key = attrs.evolve(manifest.platform, os_features=tuple(sorted(manifest.platform.os_features)))
+        key = attrs.evolve(
+            manifest.platform, os_features=tuple(sorted(manifest.platform.os_features))
+        )
         if key in seen:
             raise EmitError(
                 f"two images for platform {manifest.platform} cannot be told apart in one index",

@@ -19,7 +19,6 @@ import ipaddress
 import json
 import logging
 import re
-import socket
 import ssl
 import urllib.error
 import urllib.parse
@@ -37,7 +36,9 @@ from .model import Blob, Descriptor, Index, Manifest, MediaType
 
 log = logging.getLogger(__name__)
 
-_REPOSITORY_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\Z")
+_REPOSITORY_RE = re.compile(
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\Z"
+)
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 _HOST_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?\Z")
 _CHALLENGE_PARAM_RE = re.compile(r'([A-Za-z_]+)="([^"]*)"')
@@ -137,7 +138,9 @@ class RegistryClient:
             try:
                 context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
             except (OSError, ssl.SSLError) as exc:
-                raise EmitError(f"cannot load CA file {ca_file}: {exc}", reason="bad-registry") from exc
+                raise EmitError(
+                    f"cannot load CA file {ca_file}: {exc}", reason="bad-registry"
+                ) from exc
             handlers.append(urllib.request.HTTPSHandler(context=context))
         if is_loopback(host):
             handlers.append(urllib.request.ProxyHandler({}))
@@ -164,7 +167,9 @@ class RegistryClient:
             raise EmitError(f"{tag!r} is not a registry tag", reason="bad-tag")
         for referrer in referrers:
             if referrer.subject is None:
-                raise EmitError(f"artifact {referrer.digest} has no subject", reason="dangling-referrer")
+                raise EmitError(
+                    f"artifact {referrer.digest} has no subject", reason="dangling-referrer"
+                )
         self._authenticate(repository)
         uploaded: list[str] = []
         skipped: list[str] = []
@@ -192,7 +197,12 @@ class RegistryClient:
                 fallback = self._update_referrers_tag(repository, referrer)
         log.info(
             "pushed %s/%s:%s (%s): %d blobs uploaded, %d already there",
-            self.host, repository, tag, target.digest, len(uploaded), len(skipped),
+            self.host,
+            repository,
+            tag,
+            target.digest,
+            len(uploaded),
+            len(skipped),
         )
         return PushReport(
             f"{self.host}/{repository}:{tag}",
@@ -214,7 +224,9 @@ class RegistryClient:
         raise self._error(response, f"checking blob {digest} in {repository}")
 
     def _upload_blob(self, repository: str, blob: Blob) -> None:
-        response = self._request("POST", f"/v2/{repository}/blobs/uploads/", repository=repository, body=b"")
+        response = self._request(
+            "POST", f"/v2/{repository}/blobs/uploads/", repository=repository, body=b""
+        )
         if response.status != 202:
             raise self._error(response, f"starting an upload to {repository}")
         location = self._location(response)
@@ -259,7 +271,9 @@ class RegistryClient:
             headers={"Content-Type": blob.media_type},
         )
         if response.status not in (200, 201):
-            raise self._error(response, f"registry refused manifest {blob.digest} for {repository}:{reference}")
+            raise self._error(
+                response, f"registry refused manifest {blob.digest} for {repository}:{reference}"
+            )
         self._check_digest(response, blob.digest, f"manifest {repository}:{reference}")
         return response.headers
 
@@ -295,7 +309,10 @@ class RegistryClient:
             artifact_type=referrer.artifact_type,
         )
         entries.append(descriptor.to_json())
-        index = Blob.json(MediaType.INDEX, {"schemaVersion": 2, "mediaType": MediaType.INDEX, "manifests": entries})
+        index = Blob.json(
+            MediaType.INDEX,
+            {"schemaVersion": 2, "mediaType": MediaType.INDEX, "manifests": entries},
+        )
         self._put_manifest(repository, tag, index)
         return tag
 
@@ -313,7 +330,9 @@ class RegistryClient:
                     reason="registry-auth",
                 )
         if response.status != 200:
-            raise self._error(response, f"registry {self.host} did not accept the API check (GET /v2/)")
+            raise self._error(
+                response, f"registry {self.host} did not accept the API check (GET /v2/)"
+            )
 
     def _answer_challenge(self, response: _Response, repository: str) -> None:
         challenge = response.headers.get("WWW-Authenticate", "")
@@ -338,7 +357,10 @@ class RegistryClient:
     def _fetch_token(self, params: Mapping[str, str], repository: str) -> str:
         realm = params.get("realm")
         if not realm:
-            raise EmitError(f"registry {self.host} sent a Bearer challenge without a realm", reason="registry-auth")
+            raise EmitError(
+                f"registry {self.host} sent a Bearer challenge without a realm",
+                reason="registry-auth",
+            )
         parsed = urllib.parse.urlsplit(realm)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise EmitError(f"registry {self.host} sent a bad token realm", reason="registry-auth")
@@ -368,7 +390,9 @@ class RegistryClient:
         except (ValueError, AttributeError):
             token = None
         if not isinstance(token, str) or not token:
-            raise EmitError(f"the token service of {self.host} sent no token", reason="registry-auth")
+            raise EmitError(
+                f"the token service of {self.host} sent no token", reason="registry-auth"
+            )
         return token
 
     def _request(
@@ -392,13 +416,19 @@ class RegistryClient:
         all_headers = dict(headers or {})
         if self._authorization and same_host:
             all_headers["Authorization"] = self._authorization
-        response = self._send(urllib.request.Request(url, data=body, headers=all_headers, method=method))
+        response = self._send(
+            urllib.request.Request(url, data=body, headers=all_headers, method=method)
+        )
         if response.status == 401 and retry_auth and same_host:
             if self._authorization is not None and self._authorization.startswith("Basic"):
-                raise self._error(response, f"registry {self.host} refused the credentials for {repository}")
+                raise self._error(
+                    response, f"registry {self.host} refused the credentials for {repository}"
+                )
             self._answer_challenge(response, repository)
             all_headers["Authorization"] = self._authorization or ""
-            response = self._send(urllib.request.Request(url, data=body, headers=all_headers, method=method))
+            response = self._send(
+                urllib.request.Request(url, data=body, headers=all_headers, method=method)
+            )
         return response
 
     def _send(self, request: urllib.request.Request) -> _Response:
@@ -422,7 +452,7 @@ class RegistryClient:
                 reason="registry-unreachable",
                 temporary=True,
             ) from exc
-        except (TimeoutError, socket.timeout, ConnectionError, ssl.SSLError) as exc:
+        except (TimeoutError, ConnectionError, ssl.SSLError) as exc:
             raise EmitError(
                 f"connection to registry {self.host} failed: {exc}",
                 reason="registry-unreachable",
@@ -432,7 +462,9 @@ class RegistryClient:
     def _location(self, response: _Response) -> str:
         location = response.headers.get("Location")
         if not location:
-            raise EmitError(f"registry {self.host} sent no upload location", reason="registry-refused")
+            raise EmitError(
+                f"registry {self.host} sent no upload location", reason="registry-refused"
+            )
         return location
 
     def _check_digest(self, response: _Response, expected: str, what: str) -> None:
@@ -448,7 +480,9 @@ class RegistryClient:
         detail = None
         try:
             errors = json.loads(response.body).get("errors", [])
-            detail = "\n".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors) or None
+            detail = (
+                "\n".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors) or None
+            )
         except (ValueError, AttributeError):
             pass
         if response.status == 401:
@@ -471,4 +505,3 @@ class RegistryClient:
             reason="registry-refused",
             temporary=response.status >= 500,
         )
-

@@ -26,7 +26,7 @@ import zstandard
 
 from ukbuild.errors import EmitError
 
-from .model import Blob, MediaType, sha256_digest
+from .model import Blob, MediaType, sha256_digest, str_dict
 
 Compression = Literal["gzip", "zstd", "none"]
 COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "none")
@@ -45,6 +45,26 @@ FILE_MODE = 0o644
 EXEC_MODE = 0o755
 
 
+def normalise_path(path: str) -> str:
+    """Return the clean relative form of a member path, or raise ``EmitError``."""
+    stripped = path.lstrip("/")
+    clean = posixpath.normpath(stripped) if stripped else ""
+    if (
+        not stripped
+        or clean in (".", "..")
+        or clean != stripped.rstrip("/")
+        or clean.startswith("../")
+    ):
+        raise EmitError(
+            f"layer entry {path!r} is not a clean path inside the image",
+            hint="use paths like 'unikraft/bin/kernel' without '.', '..' or doubled slashes",
+            reason="bad-layer-path",
+        )
+    if "\x00" in clean:
+        raise EmitError(f"layer entry {path!r} contains a NUL byte", reason="bad-layer-path")
+    return clean
+
+
 @attrs.frozen
 class TarEntry:
     """One member of a layer: a file (``data``), a directory or a symlink.
@@ -53,7 +73,7 @@ class TarEntry:
     is accepted and dropped.
     """
 
-    path: str = attrs.field(converter=lambda p: normalise_path(str(p)))
+    path: str = attrs.field(converter=normalise_path)
     data: bytes | None = None
     mode: int = FILE_MODE
     linkname: str | None = None
@@ -81,7 +101,7 @@ class Layer:
 
     blob: Blob
     diff_id: str
-    annotations: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    annotations: Mapping[str, str] = attrs.field(factory=dict, converter=str_dict)
 
     @property
     def compression(self) -> Compression:
@@ -89,26 +109,6 @@ class Layer:
             if media_type == self.blob.media_type:
                 return name  # type: ignore[return-value]
         raise AssertionError(self.blob.media_type)
-
-
-def normalise_path(path: str) -> str:
-    """Return the clean relative form of a member path, or raise ``EmitError``."""
-    stripped = path.lstrip("/")
-    clean = posixpath.normpath(stripped) if stripped else ""
-    if (
-        not stripped
-        or clean in (".", "..")
-        or clean != stripped.rstrip("/")
-        or clean.startswith("../")
-    ):
-        raise EmitError(
-            f"layer entry {path!r} is not a clean path inside the image",
-            hint="use paths like 'unikraft/bin/kernel' without '.', '..' or doubled slashes",
-            reason="bad-layer-path",
-        )
-    if "\x00" in clean:
-        raise EmitError(f"layer entry {path!r} contains a NUL byte", reason="bad-layer-path")
-    return clean
 
 
 def source_date_epoch(environ: Mapping[str, str] | None = None) -> int | None:
@@ -167,7 +167,9 @@ def tar_bytes(entries: Iterable[TarEntry], *, mtime: int = 0, parents: bool = Tr
     by_path: dict[str, TarEntry] = {}
     for entry in entries:
         if entry.path in by_path:
-            raise EmitError(f"layer entry {entry.path!r} is given twice", reason="duplicate-layer-entry")
+            raise EmitError(
+                f"layer entry {entry.path!r} is given twice", reason="duplicate-layer-entry"
+            )
         by_path[entry.path] = entry
     if parents:
         for path in list(by_path):
@@ -175,9 +177,11 @@ def tar_bytes(entries: Iterable[TarEntry], *, mtime: int = 0, parents: bool = Tr
             while parent and parent not in by_path:
                 by_path[parent] = TarEntry.directory(parent)
                 parent = posixpath.dirname(parent)
-    for path, entry in by_path.items():
+    for path in by_path:
         parent = posixpath.dirname(path)
-        if parent in by_path and not by_path[parent].is_dir:
+        while parent and parent not in by_path:
+            parent = posixpath.dirname(parent)
+        if parent and not by_path[parent].is_dir:
             raise EmitError(
                 f"layer entry {path!r} lies under {parent!r}, which is not a directory",
                 reason="bad-layer-path",
@@ -216,7 +220,9 @@ def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
 
 def zstd_bytes(data: bytes, level: int = ZSTD_LEVEL) -> bytes:
     """One single-threaded zstd frame that records its content size."""
-    compressor = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True, threads=0)
+    compressor = zstandard.ZstdCompressor(
+        level=level, write_content_size=True, write_checksum=True, threads=0
+    )
     return compressor.compress(data)
 
 
@@ -259,4 +265,3 @@ def decompress_layer(blob: Blob) -> bytes:
     if blob.media_type == MediaType.LAYER_ZSTD:
         return zstandard.ZstdDecompressor().decompress(blob.data)
     raise EmitError(f"blob of type {blob.media_type} is not a layer tar", reason="bad-layer")
-

@@ -156,7 +156,9 @@ class UruncSpec:
 
 def urunc_json(keys: Mapping[str, str]) -> bytes:
     """The ``/urunc.json`` file: the same keys, every value standard padded base64."""
-    return canonical_json({key: base64.b64encode(value.encode()).decode("ascii") for key, value in keys.items()})
+    return canonical_json(
+        {key: base64.b64encode(value.encode()).decode("ascii") for key, value in keys.items()}
+    )
 
 
 def urunc_image(
@@ -180,14 +182,20 @@ def urunc_image(
     ``annotations``; ``Entrypoint`` stays empty as urunc >= 0.7 expects.
     """
     keys = spec.keys(cmd)
-    for what, data, path in (("an initrd", initrd, spec.initrd), ("a block image", block, spec.block)):
+    for what, data, path in (
+        ("an initrd", initrd, spec.initrd),
+        ("a block image", block, spec.block),
+    ):
         if (data is None) != (path is None):
             raise EmitError(
                 f"urunc image: {what} needs both its content and its path in the spec",
                 hint="set UruncSpec.initrd/block to where the file goes, and pass the file",
                 reason="urunc-unsupported",
             )
-    entries = [TarEntry.file(spec.binary, kernel, 0o755), TarEntry.file(URUNC_JSON_PATH, urunc_json(keys))]
+    entries = [
+        TarEntry.file(spec.binary, kernel, 0o755),
+        TarEntry.file(URUNC_JSON_PATH, urunc_json(keys)),
+    ]
     if initrd is not None and spec.initrd is not None:
         entries.append(TarEntry.file(spec.initrd, initrd))
     if block is not None and spec.block is not None:
