@@ -30,6 +30,7 @@ from .model import (
     Platform,
     Project,
     Source,
+    ToolchainSpec,
 )
 from .packages import package_action
 
@@ -166,11 +167,13 @@ class _Loader:
         self.table(data, (), _TOP)
         meta = self.table(data.get("project", {}), ("project",), _PROJECT)
         name = self.name(self.string(self.required(meta, "name", ("project",)), ("project", "name")), ("project", "name"))
-        toolchains = {DEFAULT_TOOLCHAIN: DEFAULT_HOST_TOOLS}
-        for tc_name, tc in self.table(data.get("toolchain", {}), ("toolchain",), set(data.get("toolchain", {}) or ())).items():
-            path = ("toolchain", tc_name)
+        toolchains = {DEFAULT_TOOLCHAIN: ToolchainSpec(DEFAULT_TOOLCHAIN, DEFAULT_HOST_TOOLS, Origin(str(self.file)))}
+        raw_toolchains = data.get("toolchain", {})
+        for tc_name, tc in self.table(raw_toolchains, ("toolchain",), set(raw_toolchains or ())).items():
+            path = ("toolchain", self.name(tc_name, ("toolchain", tc_name)))
             body = self.table(tc, path, _TOOLCHAIN)
-            toolchains[tc_name] = tuple(self.strings(body.get("tools", list(DEFAULT_HOST_TOOLS)), path + ("tools",)))
+            tools = self.strings(body.get("tools", list(DEFAULT_HOST_TOOLS)), path + ("tools",))
+            toolchains[tc_name] = ToolchainSpec(tc_name, tools, self.origin(path + ("tools",)))
         actions: dict[str, Action] = {}
         groups: dict[str, list[str]] = {}
         raw_actions = data.get("action", {})

@@ -85,9 +85,11 @@ class Store:
         *,
         quota: int | None = None,
         warn: Callable[[str], None] | None = None,
+        private: bool = False,
     ) -> None:
         self.root = Path(root)
         self.quota = quota
+        self._private = private
         self._warn = warn or (lambda _msg: None)
         self.writable = True
         self._spill: Store | None = None
@@ -114,7 +116,8 @@ class Store:
         except FileNotFoundError:
             found = None
         except OSError as exc:
-            raise StoreError(f"{self.root}: cannot read the cache: {exc.strerror}") from exc
+            self._degrade(exc)
+            return
         if found is not None and found != FORMAT:
             raise StoreError(
                 f"{version}: unknown cache format {found!r} (this ukbuild reads {FORMAT!r})",
@@ -131,6 +134,12 @@ class Store:
 
     def _degrade(self, exc: OSError) -> None:
         """Stop caching; keep this build's blobs in a private spill area instead."""
+        if self._private:
+            raise StoreError(
+                f"no space for build outputs in {self.root}: {exc.strerror or exc}",
+                hint="free some disk space, or set TMPDIR or UKBUILD_CACHE_DIR to a writable directory",
+                reason="no-space",
+            ) from exc
         if not self.writable:
             return
         self.writable = False
@@ -139,14 +148,11 @@ class Store:
             "building without caching new results"
         )
         try:
-            self._spill = Store(Path(tempfile.mkdtemp(prefix="ukbuild-spill-")))
+            spill_root = Path(tempfile.mkdtemp(prefix="ukbuild-spill-"))
         except OSError as spill_exc:
-            raise StoreError(
-                f"no space for build outputs: {self.root} and the temp dir are not writable",
-                detail=str(spill_exc),
-                hint="free some disk space or set UKBUILD_CACHE_DIR to a writable directory",
-                reason="no-space",
-            ) from spill_exc
+            self._private = True
+            self._degrade(spill_exc)
+        self._spill = Store(spill_root, private=True)
 
     def _home(self, digest: Digest) -> Path:
         suffix = ".zst" if digest.size >= COMPRESS_MIN else ""
@@ -178,7 +184,7 @@ class Store:
 
     def _publish(self, tmp: str, final: Path, *, replace: bool) -> None:
         final.parent.mkdir(exist_ok=True)
-        if replace:
+        if replace or self._private:
             os.replace(tmp, final)
             return
         try:

@@ -118,17 +118,12 @@ class _Session:
 
     def toolchains(self, names: Iterable[str]) -> dict[str, Toolchain]:
         found: dict[str, Toolchain] = {}
-        origin = None
         for name in sorted(set(names)):
-            tools = self.project.toolchains.get(name)
-            if tools is None:
+            spec = self.project.toolchains.get(name)
+            if spec is None:
                 raise ConfigError(f"no toolchain named '{name}'", reason="unknown-toolchain")
-            if self.project.files:
-                from .model import Origin  # noqa: PLC0415
-
-                origin = Origin(self.project.files[0])
             found[name] = detect_host_toolchain(
-                tools, file_digest=self.digests, versions=self.versions, name=name, origin=origin
+                spec.tools, file_digest=self.digests, versions=self.versions, name=name, origin=spec.origin
             )
         return found
 

@@ -213,6 +213,15 @@ class Action:
 
 
 @attrs.frozen
+class ToolchainSpec:
+    """What a project asks of a toolchain: which tools it must have."""
+
+    name: str
+    tools: tuple[str, ...] = attrs.field(converter=_tuple)
+    origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
+
+
+@attrs.frozen
 class Project:
     """A loaded project: its actions by name, and where it lives (never part of a key)."""
 
@@ -222,7 +231,7 @@ class Project:
     platform: Platform
     default_targets: tuple[str, ...] = attrs.field(converter=_tuple, default=())
     files: tuple[str, ...] = attrs.field(converter=_tuple, default=())
-    toolchains: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    toolchains: Mapping[str, ToolchainSpec] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -65,7 +65,7 @@ def detect_host_toolchain(
     for tool in tools:
         path = find_tool(tool, search)
         if path is None:
-            where = f"{origin}: toolchain.{name}.tools" if origin else f"toolchain {name}"
+            where = f"{origin}: toolchain.{name}.tools" if origin else f"toolchain.{name}.tools"
             raise ToolchainError(
                 f"{where}: tool '{tool}' not found in {os.pathsep.join(search)}",
                 hint=f"install it (e.g. apt-get install the package providing '{tool}'), "

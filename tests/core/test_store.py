@@ -1,0 +1,172 @@
+"""The local CAS + AC: atomic, verified, shareable, and never the reason a build fails."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ukbuild._reapi import ActionResult, Digest, OutputFile
+from ukbuild._store import COMPRESS_MIN, Store, parse_size
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "cache")
+
+
+class TestBlobs:
+    def test_small_blob_raw_large_blob_compressed(self, store: Store, tmp_path: Path) -> None:
+        small = store.put_bytes(b"x" * 100)
+        large_file = tmp_path / "large"
+        large_file.write_bytes(b"ELF" * COMPRESS_MIN)
+        large = store.put_file(large_file)
+        assert store.blob_path(small).suffix == ""
+        assert store.blob_path(large).name.endswith(".zst")
+        assert store.blob_path(large).stat().st_size < large.size
+        assert store.read_bytes(small) == b"x" * 100
+        out = tmp_path / "exported"
+        assert store.export(large, out)
+        assert out.read_bytes() == large_file.read_bytes()
+
+    def test_find_blob_by_hash_alone(self, store: Store) -> None:
+        """Pinned archives are known by sha256 only; the size is recovered from the store."""
+        for data in (b"a" * 10, b"b" * (COMPRESS_MIN + 5)):
+            digest = store.put_bytes(data)
+            assert store.find_blob(digest.hash) == digest
+        assert store.find_blob("0" * 64) is None
+
+    @pytest.mark.parametrize("size", [100, COMPRESS_MIN * 2])
+    def test_corrupt_blob_is_a_miss_and_removed(self, store: Store, tmp_path: Path, size: int) -> None:
+        digest = store.put_bytes(os.urandom(size))
+        path = store.blob_path(digest)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        assert store.read_bytes(digest) is None
+        assert not path.exists()
+
+    def test_export_of_corrupt_blob_leaves_no_file(self, store: Store, tmp_path: Path) -> None:
+        digest = store.put_bytes(b"content" * 10)
+        store.blob_path(digest).write_bytes(b"tampered" * 10)
+        target = tmp_path / "out"
+        assert not store.export(digest, target)
+        assert not target.exists()
+
+
+class TestActionCache:
+    def test_hit_requires_every_blob(self, store: Store) -> None:
+        blob = store.put_bytes(b"object")
+        key = Digest.of(b"key")
+        store.put_action_result(key, ActionResult((OutputFile("o", blob),)))
+        assert store.get_action_result(key) is not None
+        store.blob_path(blob).unlink()
+        assert store.get_action_result(key) is None
+
+    def test_verify_mode_hashes_content(self, store: Store) -> None:
+        blob = store.put_bytes(b"object-bytes")
+        key = Digest.of(b"key")
+        store.put_action_result(key, ActionResult((OutputFile("o", blob),)))
+        store.blob_path(blob).write_bytes(b"OBJECT-bytes")  # same size, other content
+        assert store.get_action_result(key) is not None  # presence only
+        assert store.get_action_result(key, verify=True) is None
+
+    def test_garbage_entry_is_a_miss(self, store: Store) -> None:
+        key = Digest.of(b"k")
+        path = store.root / "ac" / key.hash[:2] / key.hash
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"\xff\xff\xff")
+        assert store.get_action_result(key) is None
+
+
+class TestVerify:
+    def test_names_every_problem(self, store: Store) -> None:
+        """Flipped byte, truncation, dangling action result and stale temp file: each reported."""
+        flipped = store.put_bytes(b"A" * 200)
+        truncated = store.put_bytes(os.urandom(COMPRESS_MIN * 3))
+        missing = store.put_bytes(b"will vanish")
+        key = Digest.of(b"k")
+        store.put_action_result(key, ActionResult((OutputFile("o", missing),)))
+        p = store.blob_path(flipped)
+        p.write_bytes(b"B" + p.read_bytes()[1:])
+        t = store.blob_path(truncated)
+        t.write_bytes(t.read_bytes()[:100])
+        store.blob_path(missing).unlink()
+        stale = store.root / "tmp" / "w-stale"
+        stale.write_bytes(b"half")
+        old = time.time() - 7200
+        os.utime(stale, (old, old))
+        kinds = sorted((p.kind, Path(p.path).name) for p in store.verify())
+        assert kinds == sorted([
+            ("corrupt-blob", flipped.hash),
+            ("corrupt-blob", truncated.hash + ".zst"),
+            ("dangling-action", key.hash),
+            ("stale-temp", "w-stale"),
+        ])
+        assert len(store.verify(repair=True)) == 4
+        assert store.verify() == []
+
+
+class TestGc:
+    def test_evicts_least_recently_used_first(self, store: Store) -> None:
+        digests = [store.put_bytes(os.urandom(8192) + bytes([i])) for i in range(10)]
+        now = time.time()
+        for i, d in enumerate(digests):
+            os.utime(store.blob_path(d), (now - 1000 + i, now - 1000 + i))
+        assert store.has(digests[0])  # a hit refreshes it
+        removed, _freed = store.gc(target_bytes=5 * 8192 + 4096 * 5)
+        assert removed >= 4
+        assert store.blob_path(digests[0]).exists()
+        assert not store.blob_path(digests[1]).exists()
+        assert store.blob_path(digests[-1]).exists()
+
+    def test_second_collector_skips(self, store: Store) -> None:
+        import fcntl  # noqa: PLC0415
+
+        with open(store.root / "gc.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            assert store.gc(0) is None
+
+
+class TestDegraded:
+    def test_full_disk_degrades_to_a_spill_area(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        """ENOSPC while publishing: one warning, the blob still readable for this build, no AC entry."""
+        warnings: list[str] = []
+        store._warn = warnings.append
+        real_link = os.link
+
+        def full(src: str, dst: str) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "link", full)
+        digest = store.put_bytes(b"output bytes")
+        monkeypatch.setattr(os, "link", real_link)
+        assert not store.writable
+        assert len(warnings) == 1 and "No space left" in warnings[0]
+        assert store.read_bytes(digest) == b"output bytes"
+        store.put_action_result(Digest.of(b"k"), ActionResult())
+        assert not list((store.root / "ac").rglob("*"))
+        spill = store.blob_path(digest)
+        store.close()
+        assert not spill.exists()
+
+    def test_unusable_cache_dir(self, tmp_path: Path) -> None:
+        blocker = tmp_path / "file"
+        blocker.write_text("not a directory")
+        warnings: list[str] = []
+        store = Store(blocker / "cache", warn=warnings.append)
+        assert not store.writable and warnings
+        digest = store.put_bytes(b"x")
+        assert store.read_bytes(digest) == b"x"
+        store.close()
+
+
+def test_parse_size() -> None:
+    assert parse_size("10G") == 10 << 30
+    assert parse_size("512MiB") == 512 << 20
+    assert parse_size("4096") == 4096
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("lots")
