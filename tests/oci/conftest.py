@@ -373,7 +373,7 @@ def token_registry(tmp_path: Path) -> Iterator[Registry]:
     root = tmp_path / "token-registry"
     (root / "tokens").mkdir(parents=True)
     server, cert = _token_server(root / "tokens", "builder", "t0ken-pw")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     auth = {
         "token": {

@@ -111,7 +111,7 @@ def fake() -> Iterator[Fake]:
     state = Fake()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state
@@ -178,5 +178,5 @@ def test_referrers_api_needs_no_fallback_tag(fake: Fake) -> None:
         image, BUILD_RECORD_TYPE, [Blob(BUILD_RECORD_TYPE, canonical_json({}))]
     )
     report = _client(fake).push("team/app", "v1", image, referrers=[record])
-    assert report.referrers_fallback_tag is None
+    assert report.referrers_fallback_tags == ()
     assert set(fake.manifests) == {"v1", record.digest}

@@ -65,7 +65,7 @@ class PushReport:
     uploaded: tuple[str, ...]
     skipped: tuple[str, ...]
     manifests: tuple[str, ...]
-    referrers_fallback_tag: str | None = None
+    referrers_fallback_tags: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -189,12 +189,14 @@ class RegistryClient:
             manifests.append(child.digest)
         self._put_manifest(repository, tag, target.blob)
         manifests.append(target.digest)
-        fallback: str | None = None
+        fallback: list[str] = []
         for referrer in referrers:
             headers = self._put_manifest(repository, referrer.digest, referrer.blob)
             manifests.append(referrer.digest)
             if not headers.get("OCI-Subject"):
-                fallback = self._update_referrers_tag(repository, referrer)
+                tag_name = self._update_referrers_tag(repository, referrer)
+                if tag_name not in fallback:
+                    fallback.append(tag_name)
         log.info(
             "pushed %s/%s:%s (%s): %d blobs uploaded, %d already there",
             self.host,
@@ -210,7 +212,7 @@ class RegistryClient:
             tuple(uploaded),
             tuple(skipped),
             tuple(manifests),
-            fallback,
+            tuple(fallback),
         )
 
     # -- blobs and manifests ---------------------------------------------
