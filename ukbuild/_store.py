@@ -478,17 +478,25 @@ class Store:
         finally:
             os.close(lock)
 
-    def _collect(self, target_bytes: int | None) -> tuple[int, int]:
-        if target_bytes is None:
-            quota = self.quota if self.quota is not None else _default_quota(self.root)
-            target_bytes = quota * 8 // 10
+    def sweep_temp(self) -> None:
+        """Remove temp files that an interrupted process left behind (older than an hour)."""
         now = time.time()
-        for entry in os.scandir(self.root / "tmp"):
+        try:
+            entries = list(os.scandir(self.root / "tmp"))
+        except OSError:
+            return
+        for entry in entries:
             try:
                 if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
                     _unlink(Path(entry.path))
             except FileNotFoundError:
                 continue
+
+    def _collect(self, target_bytes: int | None) -> tuple[int, int]:
+        if target_bytes is None:
+            quota = self.quota if self.quota is not None else _default_quota(self.root)
+            target_bytes = quota * 8 // 10
+        self.sweep_temp()
         # AC entries sort before blobs of the same age: evict the index first.
         entries = [(st.st_mtime, 0, p, st.st_blocks * 512) for p, st in self._entries("ac")]
         entries += [(st.st_mtime, 1, p, st.st_blocks * 512) for p, st in self._entries("cas")]

@@ -109,6 +109,7 @@ class _Session:
         self.versions: dict[str, tuple[tuple[int, int], str]] = self.journal.get("versions", {})
         self.cache_dir = Path(options.cache_dir or default_cache_dir()).absolute()
         self.store = Store(self.cache_dir, warn=lambda m: bus.emit("warning", message=m))
+        self.store.sweep_temp()
         for name in options.overrides:
             if not any(isinstance(i, SourceInput) and i.name == name for a in project.actions.values() for i in a.inputs):
                 raise ConfigError(f"--override {name}: no package named '{name}'", hint="name a package of this project", reason="unknown-target")
