@@ -1,0 +1,1 @@
+"""Test doubles for tools that cannot be installed on the test machines."""

@@ -1,0 +1,5 @@
+#ifndef _SYS_TYPES_H_
+#define _SYS_TYPES_H_
+#include <_rumprun_cdefs.h>
+#include <stdint.h>
+#endif
