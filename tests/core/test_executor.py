@@ -1,0 +1,81 @@
+"""Each action sees only its inputs and an explicit environment; failures are never cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.core.helpers import ukbuild
+from ukbuild._store import Store
+
+
+def write_project(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "p"
+    p.mkdir(exist_ok=True)
+    (p / "ukbuild.toml").write_text('[project]\nname = "p"\n[toolchain.host]\ntools = ["sh", "ar"]\n' + body)
+    return p
+
+
+def test_environment_is_explicit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEAKY_SECRET", "1")
+    monkeypatch.setenv("CFLAGS", "-from-the-caller")
+    p = write_project(tmp_path, '[action.env]\ncommand = ["sh", "-c", "env | sort > env.txt"]\noutputs = ["env.txt"]\nenv = { CFLAGS = "-O2" }\n')
+    assert ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c").code == 0
+    env = dict(line.split("=", 1) for line in (p / "out" / "env.txt").read_text().splitlines() if "=" in line)
+    assert "LEAKY_SECRET" not in env
+    assert env["CFLAGS"] == "-O2"
+    assert (env["LC_ALL"], env["TZ"], env["SOURCE_DATE_EPOCH"]) == ("C", "UTC", "0")
+    assert ".pyenv" not in env["PATH"] and str(Path.home()) != env["HOME"]
+
+
+def test_only_declared_inputs_are_staged(tmp_path: Path) -> None:
+    p = write_project(tmp_path, '[action.ls]\ncommand = ["sh", "-c", "find . | sort > ../listing.txt; mv ../listing.txt ."]\n'
+                      'inputs = ["a.txt"]\noutputs = ["listing.txt"]\n')
+    (p / "a.txt").write_text("a")
+    (p / "b.txt").write_text("b")
+    assert ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c").code == 0
+    assert (p / "out" / "listing.txt").read_text().split() == [".", "./a.txt"]
+
+
+def test_rewriting_a_staged_input_does_not_touch_the_store(tmp_path: Path) -> None:
+    """Like ranlib on a staged archive: the dependant changes its copy, never the stored blob."""
+    p = write_project(tmp_path,
+        '[action.make]\ncommand = ["sh", "-c", "echo original > lib.txt"]\noutputs = ["lib.txt"]\n'
+        '[action.mutate]\ncommand = ["sh", "-c", "echo changed > lib.txt; cp lib.txt seen.txt"]\n'
+        'deps = ["make"]\noutputs = ["seen.txt"]\n')
+    assert ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "make", "mutate").code == 0
+    assert (p / "out" / "lib.txt").read_text() == "original\n"
+    assert (p / "out" / "seen.txt").read_text() == "changed\n"
+    assert Store(tmp_path / "c").verify() == []
+
+
+def test_missing_output_is_an_error_and_not_cached(tmp_path: Path) -> None:
+    p = write_project(tmp_path, '[action.lazy]\ncommand = ["sh", "-c", "echo working; echo nothing > other.txt"]\noutputs = ["wanted.txt"]\n')
+    result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c")
+    assert result.code == 1
+    assert "lazy: declared output 'wanted.txt' was not produced" in result.err
+    assert "working" in result.err  # the log's tail
+    assert not list((tmp_path / "c" / "ac").rglob("*/*"))
+    again = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "--json")
+    assert again.code == 1
+    assert [e["action"] for e in again.events() if e["event"] == "action-started"] == ["lazy"]
+
+
+def test_keep_going_runs_independent_actions(tmp_path: Path) -> None:
+    p = write_project(tmp_path,
+        '[action.bad]\ncommand = ["sh", "-c", "exit 3"]\noutputs = ["x"]\n'
+        '[action.after]\ncommand = ["sh", "-c", "cp x y"]\ndeps = ["bad"]\noutputs = ["y"]\n'
+        '[action.good]\ncommand = ["sh", "-c", "echo ok > g"]\noutputs = ["g"]\n')
+    result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "-k", "-j", "1", "--json")
+    assert result.code == 1
+    kinds = {e["action"]: e["event"] for e in result.events() if "action" in e and e["event"] != "action-started"}
+    assert kinds == {"bad": "action-failed", "after": "action-skipped", "good": "action-finished"}
+    assert "exit status 3" in [e for e in result.events() if e["event"] == "action-failed"][0]["message"]
+
+
+def test_unknown_program_names_the_fix(tmp_path: Path) -> None:
+    p = write_project(tmp_path, '[action.x]\ncommand = ["no-such-program-here"]\noutputs = ["x"]\n')
+    result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c")
+    assert result.code == 1
+    assert "program 'no-such-program-here' not found on the toolchain's PATH" in result.err
