@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import signal
 import struct
 import subprocess
 import time
@@ -688,10 +689,76 @@ def test_boot_through_launcher(fake_rumprun: FakeRumprun, work: Path) -> None:
                     break
                 buf += chunk
     finally:
-        os.killpg(proc.pid, 9)  # the launcher's own session: the sh script and the QEMU it runs
-        proc.wait(timeout=10)
+        # The launcher's own session: the sh script (whose trap removes its tmp dir) and its QEMU.
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
         proc.stdout.close()
     lines = buf.decode(errors="replace").split("\r\n")
     for want in ["argv[2]=x,,y", "GREETING=hi,,there", '=== main() of "launch.bin" returned 4 ===',
                  "=== ERROR: _exit(4) called ===", "halted"]:
         assert want in lines, "\n".join(lines)
+
+
+# --- §1.7 cross builds with --host ------------------------------------------------
+
+LIBGREET = Path(__file__).parent / "fakes" / "rumprun" / "testdata" / "libgreet"
+
+
+@pytest.mark.parametrize("cache", [[], ["ac_cv_func_fork=no", "ac_cv_sizeof_long=8"]], ids=["probed", "cached"])
+def test_configure_host_build(fake_rumprun: FakeRumprun, tmp_path: Path, cache: list[str]) -> None:
+    """A configure --host=x86_64-rumprun-netbsd finds the tools by tuple and sees a cross compiler."""
+    proc = subprocess.run([str(LIBGREET / "configure"), "--host=x86_64-rumprun-netbsd",
+                           f"--prefix={tmp_path / 'inst'}", *cache],
+                          cwd=tmp_path, env=fake_rumprun.env(), capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fork = "(cached) no" if cache else "yes"  # libc links fork, so the probe says yes, as recorded
+    size = "(cached) 8" if cache else "8"
+    assert_lines(proc.stdout, [
+        "checking host system type... x86_64-rumprun-netbsd",
+        "checking for x86_64-rumprun-netbsd-gcc... x86_64-rumprun-netbsd-gcc",
+        "checking whether the C compiler works... yes",
+        "checking for C compiler default output file name... a.out",
+        "checking for suffix of executables... ",
+        "checking whether we are cross compiling... yes",
+        re.escape(f"checking size of long... {size}"),
+        re.escape(f"checking for fork... {fork}"),
+    ], fake_rumprun)
+    make = subprocess.run(["make", "install"], cwd=tmp_path, env=fake_rumprun.env(),
+                          capture_output=True, text=True, check=False)
+    assert make.returncode == 0, make.stdout + make.stderr
+    program = tmp_path / "inst" / "bin" / "greet"
+    assert Elf.read(program).has_recipe
+    assert "greet.o\n" == run(fake_rumprun, tmp_path, ["x86_64-rumprun-netbsd-ar", "t", "inst/lib/libgreet.a"]).stdout
+    run(fake_rumprun, tmp_path, ["rumprun-bake", "hw_virtio", "greet.bin", str(program)], check=True)
+
+
+@pytest.mark.realtool("qemu-system-x86_64")
+def test_configure_built_program_boots(fake_rumprun: FakeRumprun, tmp_path: Path) -> None:
+    """The program built against the cross-built library runs in the baked kernel."""
+    env = fake_rumprun.env()
+    subprocess.run([str(LIBGREET / "configure"), "--host=x86_64-rumprun-netbsd", "ac_cv_func_fork=no"],
+                   cwd=tmp_path, env=env, capture_output=True, check=True)
+    subprocess.run(["make"], cwd=tmp_path, env=env, capture_output=True, check=True)
+    run(fake_rumprun, tmp_path, ["rumprun-bake", "hw_virtio", "greet.bin", "greet"], check=True)
+    lines = boot(tmp_path / "greet.bin", '{"cmdline": "greet rumprun"}')
+    assert "greetings, rumprun (sizeof(long)=8, fork=no)" in lines
+
+
+@pytest.mark.realtool("qemu-system-x86_64")
+def test_cxx_program_boots(fake_rumprun: FakeRumprun, tmp_path: Path) -> None:
+    """g++ ferments (with -lc++ -lunwind, -lstdc++ replaced) and the baked C++ program runs."""
+    (tmp_path / "hellocxx.cc").write_text(
+        '#include <stdio.h>\nstruct A { A() { puts("ctor ran"); } };\nstatic A a;\n'
+        'int main() { int *p = new int(3); printf("hello c++ %d\\n", *p); delete p; return 0; }\n')
+    run(fake_rumprun, tmp_path, ["x86_64-rumprun-netbsd-g++", "-o", "hellocxx", "hellocxx.cc"], check=True)
+    assert Elf.read(tmp_path / "hellocxx").has_recipe
+    run(fake_rumprun, tmp_path, ["rumprun-bake", "hw_virtio", "hellocxx.bin", "hellocxx"], check=True)
+    lines = boot(tmp_path / "hellocxx.bin", '{"cmdline": "hellocxx"}')
+    it = iter(lines)
+    for want in ["ctor ran", '=== calling "hellocxx" main() ===', "hello c++ 3",
+                 '=== main() of "hellocxx" returned 0 ===', "halted"]:
+        assert any(line == want for line in it), "\n".join(lines)
