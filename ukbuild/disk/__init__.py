@@ -1,0 +1,1 @@
+"""Bootable outputs for Multiboot kernels: raw BIOS disk images and El Torito ISOs."""
