@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -27,11 +27,12 @@ from ._journal import stat_key
 from ._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
 from ._store import Store
 from ._trees import DirEntry, FileEntry, LinkEntry, flatten_tree, scan, tree_message, walk
-from .errors import BuildError, Cancelled, SourceError
+from .errors import BuildError, Cancelled, SourceError, UkbuildError
 from .model import (
     LOGICAL_WORKDIR,
     Action,
     ArchiveSource,
+    ExternalInput,
     FileSource,
     LocalSource,
     OutputInput,
@@ -76,7 +77,9 @@ class Executor:
         log_dir: Path,
         mirrors: tuple[str, ...] = (),
         keep_scratch: bool = False,
+        checks: Mapping[str, Callable[[Path], None]] | None = None,
     ) -> None:
+        self.checks = checks or {}
         self.store = store
         self.project_root = project_root
         self.scratch_root = scratch_root
@@ -101,6 +104,7 @@ class Executor:
             self._stage(staging, work)
             log = self.log_path(action)
             self._execute(staging, scratch, work, log, cancel)
+            self._check(action, work, log)
             return self._capture(action, work, log)
         finally:
             if not self.keep_scratch:
@@ -111,14 +115,14 @@ class Executor:
     def _stage(self, staging: Staging, work: Path) -> None:
         action = staging.action
         for item in action.inputs:
-            if isinstance(item, PathInput):
+            if isinstance(item, PathInput | ExternalInput):
                 self._stage_path(item, work, staging.hashed_stats, action)
             elif isinstance(item, OutputInput):
                 self._stage_outputs(item, staging.dependency_results[item.action], work, action)
             elif isinstance(item, SourceInput):
                 self._stage_source(item, work, staging.source_overrides.get(item.name))
 
-    def _stage_path(self, item: PathInput, work: Path, hashed: Mapping[str, tuple[int, int, int, int]], action: Action) -> None:
+    def _stage_path(self, item: PathInput | ExternalInput, work: Path, hashed: Mapping[str, tuple[int, int, int, int]], action: Action) -> None:
         src = self.project_root / item.path
         dest = work / item.dest
         if src.is_dir():
@@ -239,7 +243,8 @@ class Executor:
         home.mkdir()
         tmp.mkdir()
         root = str(work)
-        env = {k: v.replace(WORK_VAR, root) for k, v in action_env(action).items()}
+        merged = {**dict(toolchain.env), **action_env(action)} if toolchain else action_env(action)
+        env = {k: v.replace(WORK_VAR, root) for k, v in merged.items()}
         env.update({"PATH": os.pathsep.join(path), "HOME": str(home), "TMPDIR": str(tmp), "UKBUILD_WORK": root})
         argv = [a.replace(WORK_VAR, root) for a in action.argv]
         cwd = work / action.workdir
@@ -271,6 +276,25 @@ class Executor:
             )
 
     # --- capturing -----------------------------------------------------------
+
+    def _check(self, action: Action, work: Path, log: Path) -> None:
+        for output, name in action.checks:
+            check = self.checks.get(name)
+            if check is None:
+                raise BuildError(
+                    f"{action.name}: no check named '{name}' (is its backend installed?)",
+                    reason="unknown-check",
+                )
+            path = work / output.rstrip("/")
+            try:
+                check(path)
+            except UkbuildError as exc:
+                raise BuildError(
+                    f"{action.name}: {output}: {exc.message}",
+                    detail="\n".join(filter(None, [exc.detail, _tail(log)])),
+                    hint=exc.hint or f"full log: {log}",
+                    reason=exc.reason,
+                ) from exc
 
     def _capture(self, action: Action, work: Path, log: Path) -> ActionResult:
         files, dirs, links = [], [], []

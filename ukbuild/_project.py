@@ -33,6 +33,7 @@ from .model import (
     ToolchainSpec,
 )
 from .packages import package_action
+from .plugins import Backend, UnikernelSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +46,7 @@ DEFAULT_HOST_TOOLS = ("cc", "ar", "sh", "tar")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
-_TOP = {"project", "toolchain", "action", "package"}
+_TOP = {"project", "toolchain", "action", "package", "unikernel"}
 _PROJECT = {"name", "default"}
 _TOOLCHAIN = {"tools"}
 _ACTION = {"command", "outputs", "inputs", "deps", "env", "toolchain", "workdir", "foreach", "salt"}
@@ -74,8 +75,12 @@ def find_project_file(path: Path) -> Path:
     return candidate
 
 
-def load_project(path: Path | str) -> Project:
-    """Read and validate a project file; raises ConfigError with file:line on any mistake."""
+def load_project(path: Path | str, backends: Mapping[str, Backend] | None = None) -> Project:
+    """Read and validate a project file; raises ConfigError with file:line on any mistake.
+
+    ``backends`` (by name) plan the ``[unikernel.*]`` tables; by default the
+    installed backend plugins are loaded, only if the project has such tables.
+    """
     file = find_project_file(Path(path)).resolve()
     try:
         text = file.read_text(encoding="utf-8")
@@ -92,15 +97,31 @@ def load_project(path: Path | str) -> Project:
             hint="fix the syntax at that line (see https://toml.io)",
             reason="toml-syntax",
         ) from exc
-    return _Loader(file, text).project(data)
+    return _Loader(file, text, backends).project(data)
 
 
 class _Loader:
-    def __init__(self, file: Path, text: str) -> None:
+    def __init__(self, file: Path, text: str, backends: Mapping[str, Backend] | None) -> None:
         self.file = file
         self.root = file.parent
         self.origins = Origins(text)
         self.graph_dirs: set[str] = set()
+        self._backends = backends
+
+    def backend(self, name: str, path: tuple[str, ...]) -> Backend:
+        if self._backends is None:
+            from .plugins._manager import backends, plugin_manager  # noqa: PLC0415
+
+            self._backends = backends(plugin_manager())
+        found = self._backends.get(name)
+        if found is None:
+            raise self.error(
+                path, f"no backend named '{name}' is installed",
+                hint="installed: " + (", ".join(sorted(self._backends)) or "none")
+                + f" (install the ukbuild-{name} distribution)",
+                reason="unknown-backend",
+            )
+        return found
 
     # --- errors and narrowing ----------------------------------------------
 
@@ -171,6 +192,13 @@ class _Loader:
         raw_toolchains = data.get("toolchain", {})
         for tc_name, tc in self.table(raw_toolchains, ("toolchain",), set(raw_toolchains or ())).items():
             path = ("toolchain", self.name(tc_name, ("toolchain", tc_name)))
+            if isinstance(tc, dict) and "backend" in tc:
+                backend_name = self.string(tc["backend"], path + ("backend",))
+                backend = self.backend(backend_name, path + ("backend",))
+                options = {k: v for k, v in tc.items() if k != "backend"}
+                self.table(options, path, set(backend.TOOLCHAIN_OPTIONS))
+                toolchains[tc_name] = ToolchainSpec(tc_name, (), self.origin(path), backend_name, options)
+                continue
             body = self.table(tc, path, _TOOLCHAIN)
             tools = self.strings(body.get("tools", list(DEFAULT_HOST_TOOLS)), path + ("tools",))
             toolchains[tc_name] = ToolchainSpec(tc_name, tools, self.origin(path + ("tools",)))
@@ -195,6 +223,19 @@ class _Loader:
                 if dep not in {p.name for p in packages}:
                     raise self.unknown(("package", pkg.name, "depends"), dep, [p.name for p in packages])
             actions[pkg.name] = package_action(pkg)
+        unikernels = {}
+        raw_unikernels = data.get("unikernel", {})
+        for uk_name, body in self.table(raw_unikernels, ("unikernel",), set(raw_unikernels or ())).items():
+            spec, planned = self.unikernel(uk_name, body, toolchains)
+            if uk_name in groups:
+                raise self.error(("unikernel", uk_name), "an action or package has the same name", hint="rename one of them", reason="duplicate-name")
+            for action in planned:
+                if action.name in actions:
+                    raise self.error(("unikernel", uk_name), f"its action '{action.name}' clashes with another", hint="rename one of them", reason="duplicate-name")
+                actions[action.name] = action
+                groups.setdefault(uk_name, []).append(action.name)
+            groups[uk_name] = [uk_name]
+            unikernels[uk_name] = spec
         actions = {n: self.resolve_deps(a, groups) for n, a in actions.items()}
         check_graph(actions)
         default = self.strings(meta.get("default", []), ("project", "default"))
@@ -209,7 +250,34 @@ class _Loader:
             default_targets=tuple(a for t in default for a in groups[t]),
             files=(str(self.file), *sorted(self.graph_dirs)),
             toolchains=toolchains,
+            unikernels=unikernels,
         )
+
+    def unikernel(self, name: str, body: object, toolchains: Mapping[str, ToolchainSpec]) -> tuple[UnikernelSpec, list[Action]]:
+        path = ("unikernel", self.name(name, ("unikernel", name)))
+        table = self.table(body, path, set(body) if isinstance(body, dict) else set())
+        tc_name = self.string(self.required(table, "toolchain", path), path + ("toolchain",))
+        spec_tc = toolchains.get(tc_name)
+        if spec_tc is None or spec_tc.backend is None:
+            raise self.error(
+                path + ("toolchain",), f"'{tc_name}' is not a backend toolchain",
+                hint=f'declare [toolchain.{tc_name}] with backend = "…"', reason="unknown-toolchain",
+            )
+        backend = self.backend(spec_tc.backend, path + ("toolchain",))
+        spec = UnikernelSpec(
+            name=name, backend=spec_tc.backend, toolchain=tc_name,
+            options={k: v for k, v in table.items() if k != "toolchain"},
+            origin=self.origin(path), project_root=str(self.root),
+        )
+        backend.check_options(spec)
+        planned = list(backend.plan(spec))
+        if not planned or planned[-1].name != name:
+            raise ConfigError(f"backend {backend.NAME} planned no action named '{name}'", reason="bad-plan")
+        for action in planned:
+            for item in action.inputs:
+                if isinstance(item, PathInput) and not (self.root / item.path).exists():
+                    raise self.error(path, f"{item.path!r} does not exist", hint="create it or fix the path", reason="missing-input")
+        return spec, planned
 
     def unknown(self, path: tuple[str, ...], name: str, known: list[str]) -> ConfigError:
         close = difflib.get_close_matches(name, known, n=1)

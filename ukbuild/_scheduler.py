@@ -28,6 +28,7 @@ from .keys import KeyValue, canonical_json, key_document
 from .model import (
     Action,
     ArchiveSource,
+    ExternalInput,
     FileSource,
     LocalSource,
     OutputInput,
@@ -104,11 +105,16 @@ class Scheduler:
                 inputs[item.label] = "tree:" + str(merkle(entries)[0])
             elif isinstance(item, SourceInput):
                 inputs[item.label] = self._source_value(item)
+            elif isinstance(item, ExternalInput):
+                inputs[item.label] = self._path_value(Path(item.path))
         toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
+        config = dict(action.config)
+        if action.checks:
+            config["checks"] = [list(pair) for pair in action.checks]
         return key_document(
             step=action.step,
             step_version=action.step_version,
-            config=dict(action.config),
+            config=config,
             inputs=inputs,
             command=list(action.argv),
             env=action_env(action),

@@ -24,10 +24,11 @@ from ._project import find_project_file, load_project
 from ._reapi import Digest
 from ._scheduler import Outcome, Scheduler
 from ._store import Store, default_cache_dir
-from .errors import ConfigError, UkbuildError
+from .errors import ConfigError, ToolchainError, UkbuildError
 from .events import EventBus, Subscriber
 from .keys import KeyValue, diff_documents
-from .model import Project, SourceInput, Toolchain
+from .model import Action, Project, SourceInput, Toolchain
+from .plugins import Backend, Check, DetectContext
 from .toolchains import detect_host_toolchain, tool_paths
 
 __all__ = ["Build", "BuildOptions", "BuildResult", "Explanation", "build", "explain", "load_project"]
@@ -96,7 +97,9 @@ def _resolve_targets(project: Project, targets: Iterable[str]) -> list[str]:
 class _Session:
     """Store, journal and toolchains for one project and output dir."""
 
-    def __init__(self, project: Project, options: BuildOptions, bus: EventBus) -> None:
+    def __init__(
+        self, project: Project, options: BuildOptions, bus: EventBus, backends: Mapping[str, Backend] | None = None
+    ) -> None:
         self.project = project
         self.options = options
         self.root = Path(project.root)
@@ -107,6 +110,7 @@ class _Session:
         self.digests = _journal.FileDigests(self.journal.get("digests", {}))
         self.history = _journal.KeyHistory(self.journal.get("history", {}))
         self.versions: dict[str, tuple[tuple[int, int], str]] = self.journal.get("versions", {})
+        self._backends = backends
         self.cache_dir = Path(options.cache_dir or default_cache_dir()).absolute()
         self.store = Store(self.cache_dir, warn=lambda m: bus.emit("warning", message=m))
         self.store.sweep_temp()
@@ -117,15 +121,45 @@ class _Session:
             if not Path(path).is_dir():
                 raise ConfigError(f"--override {name}={path}: not a directory", hint="give the local source tree to build from", reason="bad-override")
 
+    @property
+    def backends(self) -> Mapping[str, Backend]:
+        if self._backends is None:
+            from .plugins._manager import backends, plugin_manager  # noqa: PLC0415
+
+            self._backends = backends(plugin_manager())
+        return self._backends
+
+    def checks(self, actions: Iterable[Action]) -> dict[str, Check]:
+        """The verifiers the given actions name, from the installed backends."""
+        if not any(a.checks for a in actions):
+            return {}
+        return {name: check for b in self.backends.values() for name, check in b.checks().items()}
+
     def toolchains(self, names: Iterable[str]) -> dict[str, Toolchain]:
         found: dict[str, Toolchain] = {}
         for name in sorted(set(names)):
             spec = self.project.toolchains.get(name)
             if spec is None:
                 raise ConfigError(f"no toolchain named '{name}'", reason="unknown-toolchain")
-            found[name] = detect_host_toolchain(
-                spec.tools, file_digest=self.digests, versions=self.versions, name=name, origin=spec.origin
-            )
+            if spec.backend is None:
+                found[name] = detect_host_toolchain(
+                    spec.tools, file_digest=self.digests, versions=self.versions, name=name, origin=spec.origin
+                )
+                continue
+            backend = self.backends.get(spec.backend)
+            if backend is None:
+                raise ConfigError(f"{spec.origin}: toolchain.{name}.backend: backend '{spec.backend}' is not installed",
+                                  hint=f"install the ukbuild-{spec.backend} distribution", reason="unknown-backend")
+            detection = backend.detect(spec.options, DetectContext(dict(os.environ), self.digests, self.versions))
+            if detection.toolchain is None:
+                raise ToolchainError(
+                    f"{spec.origin}: toolchain.{name}: {backend.NAME} toolchain not found: {detection.reason}",
+                    detail="looked in: " + ", ".join(detection.searched) if detection.searched else None,
+                    hint=f"set {detection.env_var} to its install prefix, or put its tools on PATH"
+                    if detection.env_var else None,
+                    reason="toolchain-not-found",
+                )
+            found[name] = attrs.evolve(detection.toolchain, name=name, backend=backend.NAME)
         return found
 
     def save(self) -> None:
@@ -142,8 +176,16 @@ class Build:
     is cached or left at an output path.
     """
 
-    def __init__(self, project: Project, targets: Iterable[str] = (), options: BuildOptions | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        targets: Iterable[str] = (),
+        options: BuildOptions | None = None,
+        *,
+        backends: Mapping[str, Backend] | None = None,
+    ) -> None:
         self.project = project
+        self.backends = backends
         self.requested = list(targets)
         self.options = options or BuildOptions()
         self.targets = _resolve_targets(project, self.requested)
@@ -158,7 +200,7 @@ class Build:
 
     def run(self) -> BuildResult:
         start = time.monotonic()
-        session = _Session(self.project, self.options, self._bus)
+        session = _Session(self.project, self.options, self._bus, self.backends)
         try:
             return self._run(session, start)
         finally:
@@ -174,6 +216,7 @@ class Build:
             session.store, session.root,
             scratch_root=Path(options.scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}"),
             log_dir=session.state_dir / "logs", mirrors=options.mirrors, keep_scratch=options.keep_scratch,
+            checks=session.checks(project.actions[n] for n in needed),
         )
         scheduler = Scheduler(
             project, session.store, executor, toolchains, session.digests, session.history, self._bus.emit,

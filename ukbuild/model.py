@@ -73,7 +73,9 @@ class Toolchain:
 
     ``prefix`` is the install prefix for toolchains that embed it (Rumprun's
     is not relocatable), so it is configuration and belongs in the key; the
-    host toolchain has none.  ``search_path`` is the PATH actions get.
+    host toolchain has none.  ``search_path`` is the PATH actions get;
+    ``env`` the cross-compile environment a backend gives every action that
+    uses the toolchain (CC, AR, the ``--host`` triple, configure answers…).
     """
 
     name: str
@@ -82,6 +84,8 @@ class Toolchain:
     prefix: str | None = None
     extra: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
     compilers: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+    env: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
+    backend: str | None = None
 
     def tool(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)
@@ -95,6 +99,10 @@ class Toolchain:
             doc["prefix"] = self.prefix
         if self.extra:
             doc["extra"] = dict(self.extra)
+        if self.env:
+            doc["env"] = dict(self.env)
+        if self.backend is not None:
+            doc["backend"] = self.backend
         return doc
 
 
@@ -180,7 +188,24 @@ class SourceInput:
         return f"src:{self.name}@{self.dest}"
 
 
-Input: TypeAlias = PathInput | OutputInput | SourceInput
+@attrs.frozen
+class ExternalInput:
+    """Files shipped outside the project (a backend's runtime sources), staged at ``dest``.
+
+    Keyed by content under ``label`` (e.g. ``multiboot-runtime``), never by
+    ``path``, which differs between installations.
+    """
+
+    path: str
+    dest: str
+    label_name: str
+
+    @property
+    def label(self) -> str:
+        return f"ext:{self.label_name}@{self.dest}"
+
+
+Input: TypeAlias = PathInput | OutputInput | SourceInput | ExternalInput
 
 
 @attrs.frozen
@@ -205,6 +230,7 @@ class Action:
     step_version: int = 1
     config: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
     salt: str = ""
+    checks: tuple[tuple[str, str], ...] = attrs.field(converter=tuple, default=())
     origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
 
     @property
@@ -214,11 +240,14 @@ class Action:
 
 @attrs.frozen
 class ToolchainSpec:
-    """What a project asks of a toolchain: which tools it must have."""
+    """What a project asks of a toolchain: the host tools it must have, or a backend
+    (with that backend's options) that detects it."""
 
     name: str
     tools: tuple[str, ...] = attrs.field(converter=_tuple)
     origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
+    backend: str | None = None
+    options: Mapping[str, object] = attrs.field(factory=dict, eq=False)
 
 
 @attrs.frozen
@@ -232,6 +261,8 @@ class Project:
     default_targets: tuple[str, ...] = attrs.field(converter=_tuple, default=())
     files: tuple[str, ...] = attrs.field(converter=_tuple, default=())
     toolchains: Mapping[str, ToolchainSpec] = attrs.field(factory=dict)
+    #: ``[unikernel.NAME]`` specs by name (``ukbuild.plugins.UnikernelSpec``).
+    unikernels: Mapping[str, object] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Final
 
 from ukbuild.disk import syslinux
-from ukbuild.disk.kernel import inspect_kernel
 from ukbuild.disk.output import DEFAULT_EPOCH, atomic_output
 from ukbuild.errors import EmitError
+from ukbuild.multiboot import check_multiboot
 
 XORRISO: Final = "xorriso"
 _LOADER_FILES: Final = ("isolinux.bin", "ldlinux.c32", "libcom32.c32", "mboot.c32")
@@ -64,10 +64,10 @@ def write_iso(
     if not _VOLUME_ID.fullmatch(label):
         msg = f"ISO volume label {label!r} must be 1-32 upper-case letters, digits or '_'"
         raise EmitError(msg, reason="bad-label")
-    info = inspect_kernel(kernel)
+    info = check_multiboot(kernel, error=EmitError)
     extra_files = tuple(extra_files)
     syslinux.check_extra_files(extra_files, _RESERVED_NAMES)
-    cfg = syslinux.config(syslinux.KERNEL_NAME, cmdline, aout=info.use_aout)
+    cfg = syslinux.config(syslinux.KERNEL_NAME, cmdline, aout=info.loads_by_aout)
     loader = [(name, syslinux.read_file(name)) for name in _LOADER_FILES]
     xorriso = shutil.which(XORRISO)
     if xorriso is None:

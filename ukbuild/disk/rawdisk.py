@@ -18,10 +18,10 @@ from typing import Final, Literal
 
 from ukbuild.disk import syslinux
 from ukbuild.disk.fat import FatVolume
-from ukbuild.disk.kernel import inspect_kernel
 from ukbuild.disk.mbr import SECTOR, Partition, mbr
 from ukbuild.disk.output import DEFAULT_EPOCH, atomic_output
 from ukbuild.errors import EmitError
+from ukbuild.multiboot import check_multiboot
 
 PARTITION_START: Final = 2048  # sectors: 1 MiB
 MIN_SIZE_MIB: Final = 8
@@ -70,13 +70,13 @@ def write_raw_disk(
     if bootloader != "syslinux":
         msg = f"unknown boot loader {bootloader!r} for a raw disk; the one supported is syslinux"
         raise EmitError(msg, reason="bad-bootloader")
-    info = inspect_kernel(kernel)
+    info = check_multiboot(kernel, error=EmitError)
     extra_files = tuple(extra_files)
     syslinux.check_extra_files(extra_files, _RESERVED_NAMES)
     files = [
         (
             "syslinux.cfg",
-            syslinux.config(syslinux.KERNEL_NAME, cmdline, aout=info.use_aout).encode(),
+            syslinux.config(syslinux.KERNEL_NAME, cmdline, aout=info.loads_by_aout).encode(),
         ),
         ("mboot.c32", syslinux.read_file("mboot.c32")),
         ("libcom32.c32", syslinux.read_file("libcom32.c32")),

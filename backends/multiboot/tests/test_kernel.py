@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ukbuild_multiboot.compile import kernel_commands, runtime_sources
-from ukbuild_multiboot.multiboot import check_multiboot
+from ukbuild.multiboot import check_multiboot
 
 from ukbuild.runner import QemuLaunch, run
 

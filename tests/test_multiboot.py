@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-from ukbuild_multiboot.multiboot import FLAG_AOUT_KLUDGE, check_multiboot
 
 from ukbuild.errors import BuildError
+from ukbuild.multiboot import FLAG_AOUT_KLUDGE, check_multiboot
 
 MAGIC = 0x1BADB002
 

@@ -13,7 +13,7 @@ from typing import Final
 
 import attrs
 
-from ukbuild.errors import BuildError
+from ukbuild.errors import BuildError, UkbuildError
 
 HEADER_MAGIC: Final = 0x1BADB002
 SEARCH_LIMIT: Final = 8192
@@ -62,13 +62,20 @@ class MultibootHeader:
     aout: AoutKludge | None
 
     @property
+    def loads_by_aout(self) -> bool:
+        """An ELF64 kernel with the kludge: loaders must use its addresses (mboot.c32 ``-aout``)."""
+        return self.elf_class == 64 and self.aout is not None
+
+    @property
     def qemu_loadable(self) -> bool:
         """Whether ``qemu-system-x86_64 -kernel`` accepts the file (ELF64 needs the kludge)."""
         return self.elf_class != 64 or self.aout is not None
 
 
-def _not_multiboot(origin: str, what: str, detail: str | None = None) -> BuildError:
-    return BuildError(
+def _not_multiboot(
+    origin: str, what: str, detail: str | None = None, error: type[UkbuildError] = BuildError
+) -> UkbuildError:
+    return error(
         f"{origin}: not a Multiboot kernel: {what}",
         detail=detail,
         hint=_HINT,
@@ -82,7 +89,7 @@ def _elf_class(data: bytes) -> int | None:
     return {1: 32, 2: 64}.get(data[4])
 
 
-def _find_header(data: bytes, origin: str) -> tuple[int, int]:
+def _find_header(data: bytes, origin: str, error: type[UkbuildError]) -> tuple[int, int]:
     """The offset and flags of the first header with a good checksum."""
     bad: list[str] = []
     window = data[:SEARCH_LIMIT]
@@ -95,15 +102,15 @@ def _find_header(data: bytes, origin: str) -> tuple[int, int]:
             return offset, flags
         bad.append(f"offset {offset:#x}: magic + flags + checksum = {total:#010x}, must be 0")
     if bad:
-        raise _not_multiboot(origin, "the Multiboot header has a bad checksum", "\n".join(bad))
+        raise _not_multiboot(origin, "the Multiboot header has a bad checksum", "\n".join(bad), error)
     size = f"{len(data)}-byte file" if len(data) < SEARCH_LIMIT else "first 8192 bytes"
-    raise _not_multiboot(origin, f"no Multiboot v1 header (magic 0x1BADB002) in the {size}")
+    raise _not_multiboot(origin, f"no Multiboot v1 header (magic 0x1BADB002) in the {size}", error=error)
 
 
-def _check_aout(data: bytes, offset: int, origin: str) -> AoutKludge:
+def _check_aout(data: bytes, offset: int, origin: str, error: type[UkbuildError]) -> AoutKludge:
     if offset + 32 > min(len(data), SEARCH_LIMIT):
         what = "the header sets the a.out kludge flag, but its address fields are cut off"
-        raise _not_multiboot(origin, what)
+        raise _not_multiboot(origin, what, error=error)
     header_addr, load_addr, load_end, bss_end, entry = struct.unpack_from("<5I", data, offset + 12)
     load_offset = offset - (header_addr - load_addr)
     end = load_end or load_addr + len(data) - load_offset
@@ -122,26 +129,30 @@ def _check_aout(data: bytes, offset: int, origin: str) -> AoutKludge:
     if not load_addr <= entry < max(end, bss_end):
         problems.append(f"entry_addr {entry:#x} is outside the loaded image")
     if problems:
-        raise _not_multiboot(origin, "inconsistent a.out kludge addresses", "\n".join(problems))
+        raise _not_multiboot(origin, "inconsistent a.out kludge addresses", "\n".join(problems), error)
     return AoutKludge(header_addr, load_addr, load_end, bss_end, entry, load_offset)
 
 
-def check_multiboot(data: bytes, *, origin: str = "kernel") -> MultibootHeader:
+def check_multiboot(
+    data: bytes, *, origin: str = "kernel", error: type[UkbuildError] = BuildError
+) -> MultibootHeader:
     """Find and check the Multiboot v1 header of the kernel image ``data``.
 
-    ``origin`` (e.g. the file name) starts every error message.
+    ``origin`` (e.g. the file name) starts every error message; ``error`` is
+    the exception class raised (an emitter reports an ``EmitError``).
 
     Raises:
         BuildError: with ``reason="not-multiboot"`` when there is no valid
             header, it asks for features no loader knows, or its a.out
             kludge addresses do not describe the file.
     """
-    offset, flags = _find_header(data, origin)
+    offset, flags = _find_header(data, origin, error)
     unknown = flags & _UNKNOWN_REQUIRED
     if unknown:
         raise _not_multiboot(
             origin,
             f"the header requires unknown features (flags {flags:#010x}, bits {unknown:#06x})",
+            error=error,
         )
-    aout = _check_aout(data, offset, origin) if flags & FLAG_AOUT_KLUDGE else None
+    aout = _check_aout(data, offset, origin, error) if flags & FLAG_AOUT_KLUDGE else None
     return MultibootHeader(offset=offset, flags=flags, elf_class=_elf_class(data), aout=aout)
