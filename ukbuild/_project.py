@@ -233,8 +233,7 @@ class _Loader:
                 if action.name in actions:
                     raise self.error(("unikernel", uk_name), f"its action '{action.name}' clashes with another", hint="rename one of them", reason="duplicate-name")
                 actions[action.name] = action
-                groups.setdefault(uk_name, []).append(action.name)
-            groups[uk_name] = [uk_name]
+                groups[action.name] = [action.name]
             unikernels[uk_name] = spec
         actions = {n: self.resolve_deps(a, groups) for n, a in actions.items()}
         check_graph(actions)

@@ -11,8 +11,9 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -24,14 +25,27 @@ from ._project import find_project_file, load_project
 from ._reapi import Digest
 from ._scheduler import Outcome, Scheduler
 from ._store import Store, default_cache_dir
-from .errors import ConfigError, ToolchainError, UkbuildError
+from .errors import BuildError, ConfigError, ToolchainError, UkbuildError
 from .events import EventBus, Subscriber
 from .keys import KeyValue, diff_documents
 from .model import Action, Project, SourceInput, Toolchain
-from .plugins import Backend, Check, DetectContext
+from .plugins import Backend, Check, DetectContext, Detection
 from .toolchains import detect_host_toolchain, tool_paths
 
-__all__ = ["Build", "BuildOptions", "BuildResult", "Explanation", "build", "explain", "load_project"]
+if TYPE_CHECKING:
+    from .runner import RunResult
+
+__all__ = [
+    "Build",
+    "BuildOptions",
+    "BuildResult",
+    "Explanation",
+    "build",
+    "detect_backends",
+    "explain",
+    "load_project",
+    "run",
+]
 
 
 def _jobs() -> int:
@@ -121,12 +135,16 @@ class _Session:
             if not Path(path).is_dir():
                 raise ConfigError(f"--override {name}={path}: not a directory", hint="give the local source tree to build from", reason="bad-override")
 
+    @staticmethod
+    def load_backends() -> Mapping[str, Backend]:
+        from .plugins._manager import backends, plugin_manager  # noqa: PLC0415
+
+        return backends(plugin_manager())
+
     @property
     def backends(self) -> Mapping[str, Backend]:
         if self._backends is None:
-            from .plugins._manager import backends, plugin_manager  # noqa: PLC0415
-
-            self._backends = backends(plugin_manager())
+            self._backends = self.load_backends()
         return self._backends
 
     def checks(self, actions: Iterable[Action]) -> dict[str, Check]:
@@ -349,3 +367,43 @@ def _compare(name: str, key: Digest, document: dict[str, KeyValue], cached: bool
 
 def project_file(path: str | os.PathLike[str]) -> Path:
     return find_project_file(Path(path))
+
+
+def detect_backends(
+    backends: Mapping[str, Backend] | None = None, environ: Mapping[str, str] | None = None
+) -> list[Detection]:
+    """Every installed backend and whether its toolchain is found here (sorted by name)."""
+    backends = backends if backends is not None else _Session.load_backends()
+    context = DetectContext(dict(os.environ if environ is None else environ), _journal.FileDigests({}))
+    return [backends[name].detect({}, context) for name in sorted(backends)]
+
+
+def run(
+    project: Project,
+    target: str,
+    args: Iterable[str] = (),
+    options: BuildOptions | None = None,
+    *,
+    console: Callable[[bytes], None] | None = None,
+    backends: Mapping[str, Backend] | None = None,
+) -> RunResult:
+    """Build unikernel ``target`` and boot it (under QEMU, as its backend says).
+
+    ``console`` receives the guest's serial output as it arrives.
+    """
+    spec = project.unikernels.get(target)
+    if spec is None:
+        raise ConfigError(
+            f"'{target}' is not a unikernel of project {project.name}",
+            hint="run one of: " + (", ".join(sorted(project.unikernels)) or "(none declared)"),
+            reason="not-runnable",
+        )
+    build = Build(project, [target], options, backends=backends)
+    result = build.run()
+    if not result.ok:
+        raise result.errors[0] if result.errors else BuildError(f"building {target} failed")
+    backend = (backends or _Session.load_backends())[spec.backend]  # type: ignore[index]
+    kernel = result.out_dir / backend.image_metadata(spec).kernel
+    from .runner import run as boot  # noqa: PLC0415
+
+    return boot(backend.launch(spec, kernel, list(args)), console=console)

@@ -46,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--override", action="append", default=[], metavar="PKG=DIR")
 
+    r = sub.add_parser("run", help="build a unikernel and boot it (QEMU); exits with the guest's status")
+    project_args(r)
+    r.add_argument("target", metavar="UNIKERNEL")
+    r.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="appended to its command line")
+
+    bk = sub.add_parser("backends", help="installed backends and whether their toolchains are found")
+    bk.add_argument("--json", action="store_true", help="one JSON document (schema: backends-v1)")
+
     c = sub.add_parser("cache", help="inspect and maintain the artefact cache")
     c.add_argument("--cache-dir", help="artefact cache (default: $UKBUILD_CACHE_DIR or ~/.cache/ukbuild)")
     csub = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
@@ -147,20 +155,30 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if args.command == "cache":
         return _cache(args, out, err)
+    if args.command == "backends":
+        return _backends(args.json, out)
     project = api.load_project(_project_file(args))
     if args.command == "graph":
         return _graph(project, args.targets, out)
     options = api.BuildOptions(
         out_dir=Path(args.out_dir).absolute() if args.out_dir else None,
         cache_dir=Path(args.cache_dir).absolute() if args.cache_dir else None,
-        overrides=_overrides(args.override),
-        **({} if args.command == "explain" else {
+        overrides=_overrides(getattr(args, "override", [])),
+        **({} if args.command in ("explain", "run") else {
             "jobs": args.jobs, "keep_going": args.keep_going, "use_cache": not args.no_cache,
             "mirrors": tuple(args.mirror), "keep_scratch": args.keep_scratch,
         }),
     )
     if args.command == "explain":
         return _explain(project, args.target, options, args.json, out)
+    if args.command == "run":
+        extra = args.args[1:] if args.args[:1] == ["--"] else args.args
+
+        def show(chunk: bytes) -> None:
+            out.write(chunk.decode(errors="replace"))
+            out.flush()
+
+        return api.run(project, args.target, extra, options, console=show).status
     build = api.Build(project, args.targets, options)
     from ._progress import attach  # noqa: PLC0415
 
@@ -217,6 +235,33 @@ def _explain(project, target: str, options, as_json: bool, out: TextIO) -> int: 
             out.write(f"  unchanged since key {item.previous}\n")
         for field, old, new in item.changes:
             out.write(f"  {field}: {_short(old)} -> {_short(new)}\n")
+    return 0
+
+
+def _backends(as_json: bool, out: TextIO) -> int:
+    import json  # noqa: PLC0415
+
+    from .api import detect_backends  # noqa: PLC0415
+
+    found = detect_backends()
+    if as_json:
+        out.write(json.dumps({"version": 1, "backends": [{
+            "name": d.backend, "found": d.found, "version": d.version, "reason": d.reason,
+            "env_var": d.env_var, "searched": list(d.searched), "targets": dict(d.targets),
+            "prefix": d.toolchain.prefix if d.toolchain else None,
+        } for d in found]}, indent=2, sort_keys=True) + "\n")
+        return 0
+    for d in found:
+        if d.found:
+            where = f" at {d.toolchain.prefix}" if d.toolchain and d.toolchain.prefix else ""
+            out.write(f"{d.backend}: found{where}: {d.version}\n")
+        else:
+            fix = f"; set {d.env_var} to its install prefix" if d.env_var else ""
+            out.write(f"{d.backend}: not found: {d.reason}{fix}\n")
+        if d.targets:
+            out.write("  targets: " + ", ".join(f"{t} ({'yes' if ok else 'no'})" for t, ok in sorted(d.targets.items())) + "\n")
+    if not found:
+        out.write("no backends installed\n")
     return 0
 
 

@@ -73,16 +73,21 @@ def _check_variant(variant: str) -> None:
         raise ValueError(msg)
 
 
-def runtime_sources(variant: Variant) -> tuple[Path, ...]:
-    """The runtime's own sources for ``variant``, boot code first."""
+def runtime_sources(variant: Variant, runtime_dir: StrPath = KERNEL_DIR) -> tuple[Path, ...]:
+    """The runtime's own sources for ``variant``, boot code first.
+
+    ``runtime_dir`` is where the runtime is found: the installed directory
+    by default, or where a build action stages it.
+    """
     _check_variant(variant)
-    return (KERNEL_DIR / f"boot-{variant}.S", KERNEL_DIR / "kernel.c", KERNEL_DIR / "serial.c")
+    root = Path(runtime_dir)
+    return (root / f"boot-{variant}.S", root / "kernel.c", root / "serial.c")
 
 
-def linker_script(variant: Variant) -> Path:
+def linker_script(variant: Variant, runtime_dir: StrPath = KERNEL_DIR) -> Path:
     """The linker script for ``variant`` (an input of the link action)."""
     _check_variant(variant)
-    return KERNEL_DIR / f"link-{variant}.ld"
+    return Path(runtime_dir) / f"link-{variant}.ld"
 
 
 def compile_argv(
@@ -92,6 +97,7 @@ def compile_argv(
     *,
     cc: str = "gcc",
     include_dirs: tuple[StrPath, ...] = (),
+    runtime_dir: StrPath = KERNEL_DIR,
 ) -> tuple[str, ...]:
     """The argv compiling one C or assembly (``.S``) source to ``obj``.
 
@@ -100,7 +106,7 @@ def compile_argv(
     relative or absolute ones.
     """
     _check_variant(variant)
-    includes = [f"-I{os.fspath(d)}" for d in (KERNEL_DIR, *include_dirs)]
+    includes = [f"-I{os.fspath(d)}" for d in (runtime_dir, *include_dirs)]
     return (
         cc,
         *_CFLAGS,
@@ -114,7 +120,12 @@ def compile_argv(
 
 
 def link_argv(
-    variant: Variant, objects: tuple[StrPath, ...], output: StrPath, *, ld: str = "ld"
+    variant: Variant,
+    objects: tuple[StrPath, ...],
+    output: StrPath,
+    *,
+    ld: str = "ld",
+    runtime_dir: StrPath = KERNEL_DIR,
 ) -> tuple[str, ...]:
     """The argv linking ``objects`` into the kernel ``output``."""
     _check_variant(variant)
@@ -124,7 +135,7 @@ def link_argv(
         _LD_EMULATION[variant],
         *_LDFLAGS,
         "-T",
-        os.fspath(linker_script(variant)),
+        os.fspath(linker_script(variant, runtime_dir)),
         "-o",
         os.fspath(output),
         *(os.fspath(o) for o in objects),
@@ -140,23 +151,24 @@ def kernel_commands(
     cc: str = "gcc",
     ld: str = "ld",
     include_dirs: tuple[StrPath, ...] = (),
+    runtime_dir: StrPath = KERNEL_DIR,
 ) -> KernelCommands:
     """Every argv that builds ``output`` from the runtime plus ``app_sources``.
 
     Objects go to ``objdir`` and are named ``<index>-<stem>.o`` so that two
     sources with the same file name cannot collide.
     """
-    sources = (*runtime_sources(variant), *app_sources)
+    sources = (*runtime_sources(variant, runtime_dir), *app_sources)
     objects = tuple(
         os.fspath(Path(objdir) / f"{i}-{Path(src).stem}.o") for i, src in enumerate(sources)
     )
     compiles = tuple(
-        compile_argv(variant, src, obj, cc=cc, include_dirs=include_dirs)
+        compile_argv(variant, src, obj, cc=cc, include_dirs=include_dirs, runtime_dir=runtime_dir)
         for src, obj in zip(sources, objects, strict=True)
     )
     return KernelCommands(
         compile=compiles,
         objects=objects,
-        link=link_argv(variant, objects, output, ld=ld),
+        link=link_argv(variant, objects, output, ld=ld, runtime_dir=runtime_dir),
         output=os.fspath(output),
     )
