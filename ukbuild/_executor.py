@@ -40,7 +40,7 @@ from .model import (
     SourceInput,
     Toolchain,
 )
-from .toolchains import write_compiler_wrappers
+from .toolchains import needs_wrappers, write_wrappers
 
 #: Set by the executor for every action, and part of every key.
 FIXED_ENV = {"LC_ALL": "C", "TZ": "UTC", "SOURCE_DATE_EPOCH": "0"}
@@ -224,7 +224,7 @@ class Executor:
             found = self._wrappers.get(toolchain.name)
             if found is None:
                 found = Path(tempfile.mkdtemp(prefix=f"tools-{toolchain.name}-", dir=self.scratch_root))
-                write_compiler_wrappers(toolchain, found, LOGICAL_WORKDIR)
+                write_wrappers(toolchain, found, LOGICAL_WORKDIR)
                 self._wrappers[toolchain.name] = found
             return found
 
@@ -236,7 +236,7 @@ class Executor:
     def _execute(self, staging: Staging, scratch: Path, work: Path, log: Path, cancel: threading.Event) -> None:
         action = staging.action
         toolchain = staging.toolchain
-        path = [str(self._wrapper_dir(toolchain))] if toolchain and toolchain.compilers else []
+        path = [str(self._wrapper_dir(toolchain))] if toolchain and needs_wrappers(toolchain) else []
         path += list(toolchain.search_path) if toolchain else []
         home = scratch / "home"
         tmp = scratch / "tmp"

@@ -32,6 +32,7 @@ from .model import (
     Source,
     ToolchainSpec,
 )
+from .images import emit_toolchains, image_action
 from .packages import package_action
 from .plugins import Backend, UnikernelSpec
 
@@ -46,7 +47,7 @@ DEFAULT_HOST_TOOLS = ("cc", "ar", "sh", "tar")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
-_TOP = {"project", "toolchain", "action", "package", "unikernel"}
+_TOP = {"project", "toolchain", "action", "package", "unikernel", "image"}
 _PROJECT = {"name", "default"}
 _TOOLCHAIN = {"tools"}
 _ACTION = {"command", "outputs", "inputs", "deps", "env", "toolchain", "workdir", "foreach", "salt"}
@@ -235,6 +236,23 @@ class _Loader:
                 actions[action.name] = action
                 groups[action.name] = [action.name]
             unikernels[uk_name] = spec
+        images = {}
+        raw_images = data.get("image", {})
+        for image_name, body in self.table(raw_images, ("image",), set(raw_images or ())).items():
+            path = ("image", self.name(image_name, ("image", image_name)))
+            table = self.table(body, path, set(body) if isinstance(body, dict) else set())
+            target = self.string(self.required(table, "unikernel", path), path + ("unikernel",))
+            if target not in unikernels:
+                raise self.unknown(path + ("unikernel",), target, sorted(unikernels))
+            if image_name in groups:
+                raise self.error(path, "an action, package or unikernel has the same name", hint="rename one of them", reason="duplicate-name")
+            uk = unikernels[target]
+            image_meta = self.backend(uk.backend, path).image_metadata(uk)
+            image, action = image_action(image_name, table, image_meta, self.origin(path))
+            toolchains.update(emit_toolchains({image.format}, self.origin(path)))
+            actions[image_name] = action
+            groups[image_name] = [image_name]
+            images[image_name] = image
         actions = {n: self.resolve_deps(a, groups) for n, a in actions.items()}
         check_graph(actions)
         default = self.strings(meta.get("default", []), ("project", "default"))
@@ -250,6 +268,7 @@ class _Loader:
             files=(str(self.file), *sorted(self.graph_dirs)),
             toolchains=toolchains,
             unikernels=unikernels,
+            images=images,
         )
 
     def unikernel(self, name: str, body: object, toolchains: Mapping[str, ToolchainSpec]) -> tuple[UnikernelSpec, list[Action]]:

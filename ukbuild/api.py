@@ -161,7 +161,8 @@ class _Session:
                 raise ConfigError(f"no toolchain named '{name}'", reason="unknown-toolchain")
             if spec.backend is None:
                 found[name] = detect_host_toolchain(
-                    spec.tools, file_digest=self.digests, versions=self.versions, name=name, origin=spec.origin
+                    spec.tools, file_digest=self.digests, versions=self.versions, name=name, origin=spec.origin,
+                    launchers=spec.launchers,
                 )
                 continue
             backend = self.backends.get(spec.backend)
@@ -387,23 +388,37 @@ def run(
     console: Callable[[bytes], None] | None = None,
     backends: Mapping[str, Backend] | None = None,
 ) -> RunResult:
-    """Build unikernel ``target`` and boot it (under QEMU, as its backend says).
+    """Build ``target`` — a unikernel, or a raw disk or ISO image of one — and boot it
+    under QEMU as its backend says (exit status, console handling).
 
     ``console`` receives the guest's serial output as it arrives.
     """
-    spec = project.unikernels.get(target)
-    if spec is None:
+    image = project.images.get(target)
+    unikernel = image.unikernel if image is not None else target  # type: ignore[attr-defined]
+    spec = project.unikernels.get(unikernel)
+    bootable = image is None or image.format in ("raw", "iso")  # type: ignore[attr-defined]
+    if spec is None or not bootable:
+        runnable = sorted(project.unikernels) + sorted(
+            n for n, i in project.images.items() if i.format in ("raw", "iso")  # type: ignore[attr-defined]
+        )
         raise ConfigError(
-            f"'{target}' is not a unikernel of project {project.name}",
-            hint="run one of: " + (", ".join(sorted(project.unikernels)) or "(none declared)"),
+            f"'{target}' is not a unikernel or bootable image of project {project.name}",
+            hint="run one of: " + (", ".join(runnable) or "(none declared)"),
             reason="not-runnable",
         )
-    build = Build(project, [target], options, backends=backends)
-    result = build.run()
+    extra = list(args)
+    if image is not None and extra:
+        raise ConfigError(f"{target}: an image's command line is fixed when it is built",
+                          hint=f"set cmdline in [image.{target}], or run the unikernel {unikernel}",
+                          reason="bad-usage")
+    result = Build(project, [target], options, backends=backends).run()
     if not result.ok:
         raise result.errors[0] if result.errors else BuildError(f"building {target} failed")
-    backend = (backends or _Session.load_backends())[spec.backend]  # type: ignore[index]
-    kernel = result.out_dir / backend.image_metadata(spec).kernel
+    backend = (backends or _Session.load_backends())[spec.backend]  # type: ignore[attr-defined]
+    launch = backend.launch(spec, result.out_dir / backend.image_metadata(spec).kernel, extra)  # type: ignore[arg-type]
+    if image is not None:
+        medium = {image.format.replace("raw", "disk"): result.out_dir / image.output}  # type: ignore[attr-defined]
+        launch = attrs.evolve(launch, kernel=None, append="", **medium)
     from .runner import run as boot  # noqa: PLC0415
 
-    return boot(backend.launch(spec, kernel, list(args)), console=console)
+    return boot(launch, console=console)

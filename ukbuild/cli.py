@@ -192,8 +192,9 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 1
     if not args.json:
         print(f"outputs: {result.out_dir}", file=out)
-        for path in sorted(result.outputs):
-            print(f"  {path}", file=out)
+        for target in build.targets:
+            for path in project.actions[target].outputs:
+                print(f"  {path}", file=out)
     return 0
 
 

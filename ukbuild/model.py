@@ -86,6 +86,7 @@ class Toolchain:
     compilers: tuple[str, ...] = attrs.field(converter=_tuple, default=())
     env: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
     backend: str | None = None
+    launchers: tuple[str, ...] = attrs.field(converter=_tuple, default=())
 
     def tool(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)
@@ -248,6 +249,8 @@ class ToolchainSpec:
     origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
     backend: str | None = None
     options: Mapping[str, object] = attrs.field(factory=dict, eq=False)
+    #: ukbuild's own programs (e.g. ``ukbuild-emit``) the actions may run.
+    launchers: tuple[str, ...] = attrs.field(converter=_tuple, default=())
 
 
 @attrs.frozen
@@ -263,6 +266,8 @@ class Project:
     toolchains: Mapping[str, ToolchainSpec] = attrs.field(factory=dict)
     #: ``[unikernel.NAME]`` specs by name (``ukbuild.plugins.UnikernelSpec``).
     unikernels: Mapping[str, object] = attrs.field(factory=dict)
+    #: ``[image.NAME]`` specs by name (``ukbuild.images.ImageSpec``).
+    images: Mapping[str, object] = attrs.field(factory=dict)
 
 
 @attrs.frozen

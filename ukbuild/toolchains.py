@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from .model import Origin, Tool, Toolchain
 HOST_SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 #: Host compilers get a path-mapping wrapper (see the executor).
 HOST_COMPILERS = ("cc", "gcc", "c++", "g++", "cpp")
+#: ukbuild's own programs that actions can run, by command name → module.
+PROGRAMS = {"ukbuild-emit": "ukbuild.emitters"}
 
 FileDigest = Callable[[str, os.stat_result], Digest]
 
@@ -58,6 +61,7 @@ def detect_host_toolchain(
     name: str = "host",
     origin: Origin | None = None,
     search_path: Iterable[str] = HOST_SEARCH_PATH,
+    launchers: Iterable[str] = (),
 ) -> Toolchain:
     """Resolve each named tool on the host; a missing one is a ToolchainError naming it."""
     search = tuple(search_path)
@@ -79,6 +83,7 @@ def detect_host_toolchain(
         tools=found,
         search_path=search,
         compilers=[t.name for t in found if t.name in HOST_COMPILERS],
+        launchers=launchers,
     )
 
 
@@ -87,12 +92,21 @@ def tool_paths(toolchain: Toolchain) -> list[str]:
     return [os.path.realpath(t.path) for t in toolchain.tools]
 
 
-def write_compiler_wrappers(toolchain: Toolchain, directory: Path, logical_root: str) -> None:
-    """Wrap each compiler so what it writes never names the scratch directory.
+def needs_wrappers(toolchain: Toolchain) -> bool:
+    return bool(toolchain.compilers or toolchain.launchers)
 
-    ``-ffile-prefix-map`` maps the scratch root (``$UKBUILD_WORK``) to the
-    logical build path in debug info, ``__FILE__`` and friends.
+
+def write_wrappers(toolchain: Toolchain, directory: Path, logical_root: str) -> None:
+    """Put the toolchain's wrapped compilers and ukbuild's own programs in ``directory``.
+
+    Compilers are wrapped so what they write never names the scratch
+    directory: ``-ffile-prefix-map`` maps the scratch root (``$UKBUILD_WORK``)
+    to the logical build path in debug info, ``__FILE__`` and friends.
     """
+    for name in toolchain.launchers:
+        script = directory / name
+        script.write_text(f'#!/bin/sh\nexec {_sh_quote(sys.executable)} -m {PROGRAMS[name]} "$@"\n')
+        script.chmod(0o755)
     for name in toolchain.compilers:
         tool = toolchain.tool(name)
         if tool is None:
