@@ -15,6 +15,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+import attrs
+
 from ._graph import check_graph
 from ._origins import Origins
 from .errors import ConfigError
@@ -397,11 +399,7 @@ class _Loader:
                     reason="unknown-dependency",
                 )
             inputs.extend(OutputInput(m, item.dest, item.path) for m in members)
-        return Action(
-            name=action.name, argv=action.argv, outputs=action.outputs, inputs=inputs, env=action.env,
-            toolchain=action.toolchain, workdir=action.workdir, step=action.step,
-            step_version=action.step_version, config=action.config, salt=action.salt, origin=action.origin,
-        )
+        return attrs.evolve(action, inputs=inputs)
 
     def env(self, value: object, path: tuple[str, ...]) -> dict[str, str]:
         if not isinstance(value, dict):
