@@ -81,6 +81,8 @@ class BuildResult:
     outputs: Mapping[str, str]
     out_dir: Path
     seconds: float
+    #: Every project and source file the build read (for Make depfiles).
+    inputs: tuple[str, ...] = ()
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes.values() if o.status == status)
@@ -252,7 +254,8 @@ class Build:
             executor.close()
             session.save()
         ok = all(o.status in ("executed", "cached") for o in outcomes.values())
-        result = BuildResult(ok, outcomes, written, session.out_dir, time.monotonic() - start)
+        inputs = tuple(sorted(p for p in {*project.files, *scheduler.tracked} if os.path.isfile(p)))
+        result = BuildResult(ok, outcomes, written, session.out_dir, time.monotonic() - start, inputs)
         self._bus.emit(
             "build-finished", ok=ok, executed=result.count("executed"), cached=result.count("cached"),
             failed=result.count("failed"), skipped=result.count("skipped"), seconds=round(result.seconds, 6),
@@ -261,7 +264,8 @@ class Build:
         if ok:
             tracked = [*project.files, *scheduler.tracked, *(p for t in toolchains.values() for p in tool_paths(t))]
             tracked += [str(session.out_dir / p) for p in written]
-            _noop.record(str(session.out_dir), request, tracked, {"actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)})
+            summary = {"actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)}
+            _noop.record(str(session.out_dir), request, tracked, summary)
         return result
 
     def _materialize(self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session) -> dict[str, str]:

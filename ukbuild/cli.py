@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--override", action="append", default=[], metavar="PKG=DIR", help="build PKG from a local tree")
     b.add_argument("--mirror", action="append", default=[], metavar="DIR|URL", help="look for archives here first")
     b.add_argument("--keep-scratch", action="store_true", help="keep each action's scratch dir")
+    b.add_argument("--depfile", metavar="FILE", help="write a Make depfile: the first output depends on every input read")
 
     g = sub.add_parser("graph", help="print the action graph (Graphviz dot)")
     project_args(g)
@@ -117,7 +118,7 @@ def run() -> None:
 
 def _fast_noop(args: argparse.Namespace, out: TextIO) -> int | None:
     """Answer an unchanged rebuild from the recorded state, importing nothing heavy."""
-    if args.no_cache:
+    if args.no_cache or (args.depfile and not os.path.exists(args.depfile)):
         return None
     from . import _noop  # noqa: PLC0415
 
@@ -190,12 +191,28 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise
     if not result.ok:
         return 1
+    if args.depfile:
+        first = next((o for t in build.targets for o in project.actions[t].outputs), None)
+        if first is not None:
+            _write_depfile(Path(args.depfile), result.out_dir / first.rstrip("/"), result.inputs)
     if not args.json:
         print(f"outputs: {result.out_dir}", file=out)
         for target in build.targets:
             for path in project.actions[target].outputs:
                 print(f"  {path}", file=out)
     return 0
+
+
+def _write_depfile(path, target, inputs) -> None:  # type: ignore[no-untyped-def]
+    """``target: input …`` in Make syntax, paths relative to the current directory."""
+
+    def escape(p: str) -> str:
+        return os.path.relpath(p).replace("$", "$$").replace(" ", "\\ ").replace("#", "\\#")
+
+    lines = [f"{escape(str(target))}:"] + [f" {escape(i)}" for i in inputs]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(" \\\n".join(lines) + "\n")
+    os.replace(tmp, path)
 
 
 def _graph(project, targets: list[str], out: TextIO) -> int:  # type: ignore[no-untyped-def]
