@@ -33,7 +33,22 @@ _EXPORTS = {
     "Cancelled": "ukbuild.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "Build",
+    "BuildError",
+    "BuildOptions",
+    "BuildResult",
+    "Cancelled",
+    "ConfigError",
+    "Explanation",
+    "UkbuildError",
+    "__version__",
+    "build",
+    "detect_backends",
+    "explain",
+    "load_project",
+    "run",
+]
 
 if TYPE_CHECKING:
     from .api import Build, BuildOptions, BuildResult, Explanation, build, detect_backends, explain, load_project, run

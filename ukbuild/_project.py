@@ -339,7 +339,7 @@ class _Loader:
             expansions = [(f"{name}[{PurePosixPath(m).stem}]", _placeholders(m)) for m in matches]
         result = []
         for action_name, subst in expansions:
-            def fill(text: str, field: str) -> str:
+            def fill(text: str, field: str, subst: dict[str, str] = subst) -> str:
                 try:
                     return text.format_map(subst) if subst else text
                 except (KeyError, ValueError, IndexError) as exc:
