@@ -296,11 +296,8 @@ class Store:
     def read_bytes(self, digest: Digest) -> bytes | None:
         """The blob's bytes, verified; ``None`` when missing or corrupt (then removed)."""
         path = self.blob_path(digest)
-        try:
-            with open(path, "rb") as f:
-                _touch(f.fileno())
-                data = f.read()
-        except OSError:
+        data = _read_touching(path)
+        if data is None:
             return None
         if digest.size >= COMPRESS_MIN:
             try:
@@ -355,11 +352,8 @@ class Store:
         turns the hit into a miss and the action runs again.
         """
         path = self._ac_path(key)
-        try:
-            with open(path, "rb") as f:
-                _touch(f.fileno())
-                data = f.read()
-        except OSError:
+        data = _read_touching(path)
+        if data is None:
             return None
         try:
             result = ActionResult.decode(data)
@@ -596,6 +590,16 @@ def _check_blob(path: Path, hex_: str, stored_size: int) -> str | None:
     if h.hexdigest() != hex_:
         return "content does not match its digest"
     return None
+
+
+def _read_touching(path: Path) -> bytes | None:
+    """The file's bytes, refreshing it for LRU eviction; None if it is gone."""
+    try:
+        with open(path, "rb") as f:
+            _touch(f.fileno())
+            return f.read()
+    except OSError:
+        return None
 
 
 def _touch(fd: int) -> None:
