@@ -49,15 +49,17 @@ def _place_file(name: str, entry: FileEntry, target: Path, store: Store, digests
     except FileNotFoundError:
         st = None
     mode = 0o755 if entry.executable else 0o644
+    tmp = target.with_name(f".{target.name}.ukbuild-tmp")
     if st is not None and os.path.isfile(target) and not os.path.islink(target):
         if st.st_size == entry.digest.size and digests(str(target), st) == entry.digest:
             if st.st_mode & 0o777 != mode:
                 os.chmod(target, mode)
+            if os.path.lexists(tmp):  # a killed build's partial copy
+                os.unlink(tmp)
             return
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.parent.is_symlink() or not target.parent.is_dir():
         raise BuildError(f"{name}: cannot write {target}: its parent is not a directory", reason="bad-output-dir")
-    tmp = target.with_name(f".{target.name}.ukbuild-tmp")
     try:
         if not store.export(entry.digest, tmp, executable=entry.executable):
             raise LostOutput(name)
