@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -18,8 +19,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,7 +35,9 @@ START_TIMEOUT = 30.0
 
 def tools_required() -> bool:
     """As the suite's ``realtool`` marker: under CI a missing server fails instead of skipping."""
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get("UKBUILD_REQUIRE_TOOLS") == "1"
+    return (
+        os.environ.get("CI", "").lower() == "true" or os.environ.get("UKBUILD_REQUIRE_TOOLS") == "1"
+    )
 
 
 def require(ok: bool, message: str) -> None:
@@ -68,7 +69,9 @@ def _wait_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool], log
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"server exited with {process.returncode}:\n{log.read_text()[-2000:]}"
+            )
         if ready():
             return
         time.sleep(0.05)
@@ -147,17 +150,31 @@ def start_nginx(root: Path, *, credentials: tuple[str, str] | None = None) -> Se
         log = root / "stderr.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                ["timeout", "1800", nginx, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    "timeout",
+                    "1800",
+                    nginx,
+                    "-p",
+                    str(root),
+                    "-c",
+                    str(conf),
+                    "-e",
+                    str(root / "error.log"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
-        def ready() -> bool:
+        def ready(port: int = port) -> bool:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)  # noqa: S310
-            except urllib.error.HTTPError:
-                return True  # any HTTP answer (403/404/401) means it is listening
+                conn.request("HEAD", "/")
+                conn.getresponse().read()  # any answer (403, 401) means it is listening
             except OSError:
                 return False
+            finally:
+                conn.close()
             return True
 
         try:
@@ -264,7 +281,9 @@ def fake_http() -> Iterator[FakeHttpCache]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _fake_handler(state))
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield state
     server.shutdown()
@@ -319,8 +338,8 @@ thread-pool-size: 8
 
 def start_buildgrid(root: Path) -> Server:
     """Start ``bgd server start`` on a free port; ready when GetCapabilities answers."""
-    from ukbuild.remote import RemoteConfig, RemoteError  # noqa: PLC0415
-    from ukbuild.remote.reapi import GrpcCache  # noqa: PLC0415
+    from ukbuild.remote import RemoteConfig, RemoteError
+    from ukbuild.remote.reapi import GrpcCache
 
     bgd = BUILDGRID_VENV / "bin" / "bgd"
     root.mkdir(parents=True, exist_ok=True)
@@ -331,13 +350,25 @@ def start_buildgrid(root: Path) -> Server:
         log = root / "server.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                ["timeout", "1800", str(bgd), "server", "start", "--pid-file", str(root / "bgd.pid"), str(conf)],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root,
+                [
+                    "timeout",
+                    "1800",
+                    str(bgd),
+                    "server",
+                    "start",
+                    "--pid-file",
+                    str(root / "bgd.pid"),
+                    str(conf),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=root,
             )
         url = f"grpc://127.0.0.1:{port}"
         probe = GrpcCache(RemoteConfig(url, timeout=1.0))
 
-        def ready() -> bool:
+        def ready(probe: GrpcCache = probe) -> bool:
             try:
                 probe.capabilities()
             except RemoteError:
@@ -366,7 +397,7 @@ def _need_buildgrid() -> None:
 
 def _has_grpc() -> bool:
     try:
-        import grpc  # noqa: F401, PLC0415
+        import grpc  # noqa: F401
     except ImportError:
         return False
     return True

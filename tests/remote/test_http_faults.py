@@ -23,10 +23,14 @@ def seed(fake: FakeHttpCache, sample: Sample) -> None:
 
 
 def tier(url: str, warnings: list[str], **settings: object) -> RemoteTier:
-    return open_remote(RemoteConfig.from_mapping({"url": url, **settings}, env={}), warn=warnings.append)
+    return open_remote(
+        RemoteConfig.from_mapping({"url": url, **settings}, env={}), warn=warnings.append
+    )
 
 
-def test_read_only_by_default_sends_no_write(fake_http: FakeHttpCache, store: Store, store_b: Store) -> None:
+def test_read_only_by_default_sends_no_write(
+    fake_http: FakeHttpCache, store: Store, store_b: Store
+) -> None:
     sample = make_result(store, "ro")
     warnings: list[str] = []
     reader = tier(fake_http.url, warnings)
@@ -61,7 +65,9 @@ def test_failures_are_never_uploaded(fake_http: FakeHttpCache, store: Store) -> 
     pusher.close()
 
 
-def test_a_failed_remote_result_is_a_miss(fake_http: FakeHttpCache, store: Store, store_b: Store) -> None:
+def test_a_failed_remote_result_is_a_miss(
+    fake_http: FakeHttpCache, store: Store, store_b: Store
+) -> None:
     sample = make_result(store, "remote-failed", exit_code=1)
     seed(fake_http, sample)
     reader = tier(fake_http.url, [])
@@ -70,7 +76,9 @@ def test_a_failed_remote_result_is_a_miss(fake_http: FakeHttpCache, store: Store
     reader.close()
 
 
-def test_wrong_bytes_are_rejected_and_never_stored(fake_http: FakeHttpCache, store: Store, store_b: Store) -> None:
+def test_wrong_bytes_are_rejected_and_never_stored(
+    fake_http: FakeHttpCache, store: Store, store_b: Store
+) -> None:
     sample = make_result(store, "liar")
     seed(fake_http, sample)
     fake_http.fault = "wrong-bytes"
@@ -89,7 +97,9 @@ def test_wrong_bytes_are_rejected_and_never_stored(fake_http: FakeHttpCache, sto
     reader.close()
 
 
-def test_slow_remote_costs_one_timeout_per_build(fake_http: FakeHttpCache, store: Store, store_b: Store) -> None:
+def test_slow_remote_costs_one_timeout_per_build(
+    fake_http: FakeHttpCache, store: Store, store_b: Store
+) -> None:
     samples = [make_result(store, f"slow-{i}") for i in range(10)]
     for sample in samples:
         seed(fake_http, sample)
@@ -106,14 +116,21 @@ def test_slow_remote_costs_one_timeout_per_build(fake_http: FakeHttpCache, store
     reader.close()
 
 
-def test_errors_are_retried_then_skipped_until_cooldown(fake_http: FakeHttpCache, store: Store, store_b: Store) -> None:
+def test_errors_are_retried_then_skipped_until_cooldown(
+    fake_http: FakeHttpCache, store: Store, store_b: Store
+) -> None:
     sample = make_result(store, "flaky")
     seed(fake_http, sample)
     fake_http.fault = "error"
     now = [0.0]
     warnings: list[str] = []
-    reader = RemoteTier(connect(RemoteConfig(fake_http.url)), retries=2, cooldown=30.0,
-                        warn=warnings.append, clock=lambda: now[0])
+    reader = RemoteTier(
+        connect(RemoteConfig(fake_http.url)),
+        retries=2,
+        cooldown=30.0,
+        warn=warnings.append,
+        clock=lambda: now[0],
+    )
     assert reader.lookup(sample.key, store_b) is None
     assert len(fake_http.requests) == 3  # one try and two retries
     assert "HTTP 500" in warnings[0]
@@ -141,11 +158,15 @@ def test_instance_name_prefixes_every_path(fake_http: FakeHttpCache, store: Stor
     sample = make_result(store, "instance")
     pusher = tier(fake_http.url + "/cache", [], push=True, instance="team-a")
     assert pusher.publish(sample.key, sample.result, store)
-    assert {path.split("/")[1:3] == ["cache", "team-a"] for _, path, _ in fake_http.requests} == {True}
+    assert {path.split("/")[1:3] == ["cache", "team-a"] for _, path, _ in fake_http.requests} == {
+        True
+    }
     pusher.close()
 
 
-def test_credentials_sent_but_never_shown(fake_http: FakeHttpCache, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_sent_but_never_shown(
+    fake_http: FakeHttpCache, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("UKBUILD_REMOTE_PASSWORD", "s3cr3t-from-env")
     url = fake_http.url.replace("http://", "http://ci-bot:s3cr3t-in-url@")
     config = RemoteConfig.from_mapping({"url": url, "push": True})

@@ -36,18 +36,24 @@ def cache(server: Server) -> Iterator[RemoteCache]:
     remote.close()
 
 
-def tier(url: str, *, push: bool = False, warnings: list[str] | None = None, timeout: float = 5.0) -> RemoteTier:
+def tier(
+    url: str, *, push: bool = False, warnings: list[str] | None = None, timeout: float = 5.0
+) -> RemoteTier:
     sink = warnings.append if warnings is not None else None
     return open_remote(RemoteConfig(url, push=push, timeout=timeout), warn=sink)
 
 
-def test_blobs_round_trip_small_and_large(cache: RemoteCache, store_b: Store, tmp_path: Path) -> None:
+def test_blobs_round_trip_small_and_large(
+    cache: RemoteCache, store_b: Store, tmp_path: Path
+) -> None:
     seed = f"{cache.name}-{tmp_path.name}"
     sizes = [0, 1, 300, 70_000, 6 << 20]  # empty, tiny, batch, compressed locally, ByteStream
     datas = [noise(f"{seed}/{size}", size) for size in sizes]
     big_file = tmp_path / "big.bin"
     big_file.write_bytes(datas[-1])
-    blobs = [Blob(Digest.of(d), data=d) for d in datas[:-1]] + [Blob(Digest.of(datas[-1]), path=big_file)]
+    blobs = [Blob(Digest.of(d), data=d) for d in datas[:-1]] + [
+        Blob(Digest.of(datas[-1]), path=big_file)
+    ]
     digests = {b.digest for b in blobs}
     empty = Digest.of(b"")
 
@@ -79,7 +85,9 @@ def test_action_results_round_trip(cache: RemoteCache, store: Store, tmp_path: P
     assert cache.get_action_result(Digest.of(b"no such key " + tmp_path.name.encode())) is None
 
 
-def test_machine_a_pushes_machine_b_restores(server: Server, store: Store, store_b: Store, tmp_path: Path) -> None:
+def test_machine_a_pushes_machine_b_restores(
+    server: Server, store: Store, store_b: Store, tmp_path: Path
+) -> None:
     sample = make_result(store, f"ab-{tmp_path.name}", big=5 << 20)
     warnings: list[str] = []
     a = tier(server.url, push=True, warnings=warnings)
@@ -101,8 +109,10 @@ def test_machine_a_pushes_machine_b_restores(server: Server, store: Store, store
     assert b.lookup(sample.key, store_b) == sample.result  # everything local now
     again = time.monotonic() - start
     assert b.stats().hits == 2 and warnings == []
-    print(f"{server.url}: push {pushed * 1000:.0f} ms, restore {restored * 1000:.0f} ms, "
-          f"hit with blobs local {again * 1000:.1f} ms")
+    print(
+        f"{server.url}: push {pushed * 1000:.0f} ms, restore {restored * 1000:.0f} ms, "
+        f"hit with blobs local {again * 1000:.1f} ms"
+    )
     a.close()
     b.close()
 
@@ -128,7 +138,9 @@ def test_failed_results_are_never_pushed(server: Server, store: Store, tmp_path:
     probe.close()
 
 
-def test_entry_with_missing_blobs_is_a_miss(cache: RemoteCache, server: Server, store_b: Store, tmp_path: Path) -> None:
+def test_entry_with_missing_blobs_is_a_miss(
+    cache: RemoteCache, server: Server, store_b: Store, tmp_path: Path
+) -> None:
     gone = Digest.of(b"never uploaded " + tmp_path.name.encode())
     key = Digest.of(b"dangling " + tmp_path.name.encode())
     cache.update_action_result(key, ActionResult(output_files=(OutputFile("x", gone),)))
@@ -145,7 +157,11 @@ def test_server_stopped_mid_build(
     kind: str, request: pytest.FixtureRequest, store: Store, store_b: Store, tmp_path: Path
 ) -> None:
     """The remote dies between actions: one warning, misses, no exception, no more waiting."""
-    server = start_nginx(tmp_path / "own-nginx") if kind == "nginx" else request.getfixturevalue("private_buildgrid")
+    server = (
+        start_nginx(tmp_path / "own-nginx")
+        if kind == "nginx"
+        else request.getfixturevalue("private_buildgrid")
+    )
     first, second = make_result(store, "first"), make_result(store, "second")
     warnings: list[str] = []
     a = tier(server.url, push=True, warnings=warnings, timeout=2.0)
@@ -167,4 +183,3 @@ def test_server_stopped_mid_build(
     assert store_b.get_action_result(second.key) is None
     a.close()
     b.close()
-

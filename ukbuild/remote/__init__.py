@@ -35,10 +35,10 @@ __all__ = [
 def connect(config: RemoteConfig) -> RemoteCache:
     """The transport for ``config.url``: HTTP(S), or gRPC (needs ``ukbuild[remote]``)."""
     if config.scheme in ("grpc", "grpcs"):
-        from .reapi import GrpcCache  # noqa: PLC0415 - grpcio is an optional extra
+        from .reapi import GrpcCache
 
         return GrpcCache(config)
-    from .http import HttpCache  # noqa: PLC0415
+    from .http import HttpCache
 
     return HttpCache(config)
 
@@ -46,5 +46,9 @@ def connect(config: RemoteConfig) -> RemoteCache:
 def open_remote(config: RemoteConfig, *, warn: Callable[[str], None] | None = None) -> RemoteTier:
     """A ready-to-use remote tier; connects lazily, so a dead remote does not fail here."""
     return RemoteTier(
-        connect(config), push=config.push, retries=config.retries, cooldown=config.cooldown, warn=warn
+        connect(config),
+        push=config.push,
+        retries=config.retries,
+        cooldown=config.cooldown,
+        warn=warn,
     )

@@ -43,7 +43,9 @@ class RemoteConfig:
                 "or grpc(s)://HOST:PORT"
             )
         if parts.username or parts.password:
-            raise ConfigError("remote url: credentials belong in username/password or the environment")
+            raise ConfigError(
+                "remote url: credentials belong in username/password or the environment"
+            )
         if self.timeout <= 0 or self.retries < 0:
             raise ConfigError("remote: timeout must be positive and retries not negative")
 
@@ -65,7 +67,9 @@ class RemoteConfig:
         known = {f.name for f in attrs.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"remote: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"remote: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})"
+            )
         fields = dict(values)
         url = fields.get("url")
         if not isinstance(url, str):

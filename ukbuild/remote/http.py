@@ -101,7 +101,9 @@ class HttpCache(RemoteCache):
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 conn.close()
                 if attempt == 2:
-                    raise RemoteError(f"{self.name}: connection lost ({exc})", retryable=True) from None
+                    raise RemoteError(
+                        f"{self.name}: connection lost ({exc})", retryable=True
+                    ) from None
             except TimeoutError:
                 conn.close()
                 raise RemoteError(f"{self.name}: no answer within {self._timeout:g} s") from None
@@ -188,8 +190,9 @@ class HttpCache(RemoteCache):
         try:
             return _wire.action_result(data)
         except (StoreError, ValueError) as exc:
-            raise RemoteError(f"{self.name}: malformed action result for {key}: {exc}",
-                              reason="remote-corrupt") from None
+            raise RemoteError(
+                f"{self.name}: malformed action result for {key}: {exc}", reason="remote-corrupt"
+            ) from None
 
     def update_action_result(self, key: Digest, result: ActionResult) -> None:
         path = f"/ac/{key.hash}"

@@ -204,7 +204,9 @@ class RemoteTier:
         try:
             blobs = self._closure(result, store)
             if blobs is None:
-                self._warn(f"remote cache {self.cache.name}: not pushing {key}: a local blob is missing")
+                self._warn(
+                    f"remote cache {self.cache.name}: not pushing {key}: a local blob is missing"
+                )
                 return False
             missing = self._call(lambda: self.cache.find_missing(blobs))
             with _readable(store, missing) as upload:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import uuid
-from pathlib import Path
 from collections.abc import Collection, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from .._reapi import ActionResult, Digest
@@ -55,7 +55,10 @@ class GrpcCache(RemoteCache):
         self._instance = config.instance
         self._timeout = config.timeout
         target = config.url.split("://", 1)[1].rstrip("/")
-        options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        options = [
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20),
+        ]
         if config.scheme == "grpcs":
             root = Path(config.ca_file).read_bytes() if config.ca_file else None
             self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root), options)
@@ -150,8 +153,11 @@ class GrpcCache(RemoteCache):
             size = sum(d.size for d in batch)
             data = self._unary(CAS + "BatchUpdateBlobs", request, timeout=self._deadline(size))
             answered = dict(_wire.batch_update_response(data or b""))
-            failed = [f"{d}: {answered[d].message or answered[d].code}" for d in batch
-                      if d in answered and answered[d].code != 0]
+            failed = [
+                f"{d}: {answered[d].message or answered[d].code}"
+                for d in batch
+                if d in answered and answered[d].code != 0
+            ]
             unanswered = [str(d) for d in batch if d not in answered]
             if failed or unanswered:
                 problems = failed + [f"{d}: no answer" for d in unanswered]
@@ -167,20 +173,25 @@ class GrpcCache(RemoteCache):
             offset = 0
             for chunk in blob.chunks(CHUNK):
                 end = offset + len(chunk)
-                yield _wire.write_request(resource if offset == 0 else "", offset, chunk,
-                                          finish=end == digest.size)
+                yield _wire.write_request(
+                    resource if offset == 0 else "", offset, chunk, finish=end == digest.size
+                )
                 offset = end
 
         call = self._channel.stream_unary(BYTESTREAM + "Write", _identity, _identity)
         try:
-            response = call(requests(), timeout=self._deadline(digest.size), metadata=self._metadata)
+            response = call(
+                requests(), timeout=self._deadline(digest.size), metadata=self._metadata
+            )
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
                 return
             raise self._error(BYTESTREAM + "Write", exc) from None
         committed = _wire.write_response(response)
         if committed != digest.size:
-            raise RemoteError(f"{self.name}: ByteStream.Write of {digest} committed {committed} bytes")
+            raise RemoteError(
+                f"{self.name}: ByteStream.Write of {digest} committed {committed} bytes"
+            )
 
     def download_blobs(self, digests: Collection[Digest], store: Store) -> set[Digest]:
         wanted = sorted(set(digests))
@@ -193,7 +204,9 @@ class GrpcCache(RemoteCache):
             request = _wire.batch_read_request(self._instance, batch)
             size = sum(d.size for d in batch)
             data = self._unary(CAS + "BatchReadBlobs", request, timeout=self._deadline(size))
-            answered = {d: (blob, status) for d, blob, status in _wire.batch_read_response(data or b"")}
+            answered = {
+                d: (blob, status) for d, blob, status in _wire.batch_read_response(data or b"")
+            }
             for digest in batch:
                 if digest not in answered:
                     raise RemoteError(f"{self.name}: BatchReadBlobs did not answer for {digest}")
@@ -201,7 +214,9 @@ class GrpcCache(RemoteCache):
                 if status.code == grpc.StatusCode.NOT_FOUND.value[0]:
                     missing.add(digest)
                 elif status.code != 0:
-                    raise RemoteError(f"{self.name}: BatchReadBlobs: {digest}: {status.message or status.code}")
+                    raise RemoteError(
+                        f"{self.name}: BatchReadBlobs: {digest}: {status.message or status.code}"
+                    )
                 elif not store_bytes(store, digest, blob):
                     bad.append(digest)
         for digest in wanted:
@@ -220,8 +235,11 @@ class GrpcCache(RemoteCache):
         call = self._channel.unary_stream(BYTESTREAM + "Read", _identity, _identity)
         sink = Sink(store, digest)
         try:
-            for response in call(_wire.read_request(resource), timeout=self._deadline(digest.size),
-                                 metadata=self._metadata):
+            for response in call(
+                _wire.read_request(resource),
+                timeout=self._deadline(digest.size),
+                metadata=self._metadata,
+            ):
                 sink.write(_wire.read_response(response))
             return "ok" if sink.commit() else "corrupt"
         except grpc.RpcError as exc:
@@ -232,14 +250,17 @@ class GrpcCache(RemoteCache):
             sink.discard()
 
     def get_action_result(self, key: Digest) -> ActionResult | None:
-        data = self._unary(AC + "GetActionResult", _wire.get_action_result_request(self._instance, key))
+        data = self._unary(
+            AC + "GetActionResult", _wire.get_action_result_request(self._instance, key)
+        )
         if data is None:
             return None
         try:
             return _wire.action_result(data)
         except (StoreError, ValueError) as exc:
-            raise RemoteError(f"{self.name}: malformed action result for {key}: {exc}",
-                              reason="remote-corrupt") from None
+            raise RemoteError(
+                f"{self.name}: malformed action result for {key}: {exc}", reason="remote-corrupt"
+            ) from None
 
     def update_action_result(self, key: Digest, result: ActionResult) -> None:
         request = _wire.update_action_result_request(self._instance, key, result)
