@@ -26,7 +26,7 @@ def write_project(root: Path, *, small: int = 24, large: int = 3, version: str =
             f'outputs = ["s/{i}.txt"]\n'
         )
     for k in range(large):
-        size = (k + 1) * 700_000
+        size = (k + 1) * 256 * 1024
         lines.append(
             f'[action.large{k}]\ncommand = ["sh", "-c", "yes \'large {k} {version}\' | head -c {size} > b/{k}.bin"]\n'
             f'outputs = ["b/{k}.bin"]\n'
