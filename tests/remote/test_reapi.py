@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 import attrs
@@ -113,7 +114,7 @@ class FakeReapi:
     cas: dict[Digest, bytes] = attrs.field(factory=dict)
     ac: dict[Digest, bytes] = attrs.field(factory=dict)
     calls: list[str] = attrs.field(factory=list)
-    fault: str = ""  # "" | "wrong-bytes" | "unavailable-once" | "unavailable"
+    fault: str = ""  # "" | "wrong-bytes" | "unavailable-once" | "unavailable" | "slow"
 
 
 def _fake_reapi_server(state: FakeReapi) -> Callable[[], object]:
@@ -128,6 +129,8 @@ def _fake_reapi_server(state: FakeReapi) -> Callable[[], object]:
 
     def guard(name: str, context: grpc.ServicerContext) -> None:
         state.calls.append(name)
+        if state.fault == "slow":
+            time.sleep(2.0)
         if state.fault == "unavailable" or (
             state.fault == "unavailable-once" and len(state.calls) == 1
         ):
@@ -281,3 +284,16 @@ def test_grpc_tier_is_optional() -> None:
     script = "import sys, ukbuild.remote as r; r.connect(r.RemoteConfig('http://127.0.0.1:1')); print('grpc' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "False"
+
+
+def test_slow_grpc_remote_costs_one_deadline(fake_reapi: FakeReapi, store: Store) -> None:
+    fake_reapi.fault = "slow"
+    warnings: list[str] = []
+    tier = RemoteTier(connect(RemoteConfig(fake_reapi.url, timeout=0.3)), warn=warnings.append)
+    start = time.monotonic()
+    for i in range(10):
+        assert tier.lookup(Digest.of(b"%d" % i), store) is None
+    assert time.monotonic() - start < 1.5
+    assert fake_reapi.calls == ["GetActionResult"]
+    assert len(warnings) == 1 and "no answer in time" in warnings[0]
+    tier.close()
