@@ -190,7 +190,13 @@ class Store:
         try:
             os.link(tmp, final)
         except FileExistsError:
-            pass
+            # The same bytes are there: they are in use again, refresh them for LRU eviction.
+            try:
+                os.utime(final)
+            except FileNotFoundError:  # collected meanwhile: publish ours
+                self._publish(tmp, final, replace=replace)
+            except OSError:
+                pass
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
                 raise
@@ -198,7 +204,7 @@ class Store:
 
     def put_bytes(self, data: bytes) -> Digest:
         digest = Digest.of(data)
-        if self._present(digest):
+        if self._present(digest, refresh=True):
             return digest
         if self._spill is not None:
             return self._spill.put_bytes(data)
@@ -214,7 +220,7 @@ class Store:
 
     def put_file(self, path: Path, digest: Digest | None = None) -> Digest:
         """Store a file's content; returns its digest (computed even when not writable)."""
-        if digest is not None and self._present(digest):
+        if digest is not None and self._present(digest, refresh=True):
             return digest
         if self._spill is not None:
             return self._spill.put_file(path, digest)
@@ -270,12 +276,23 @@ class Store:
             return None
         return Digest(sha256, size) if size >= COMPRESS_MIN else None
 
-    def _present(self, digest: Digest) -> bool:
+    def _present(self, digest: Digest, *, refresh: bool = False) -> bool:
+        """True when the blob exists (with the right size if raw); ``refresh`` marks it used."""
+        path = self.blob_path(digest)
         try:
-            st = os.stat(self.blob_path(digest))
+            st = os.stat(path)
         except OSError:
             return False
-        return digest.size >= COMPRESS_MIN or st.st_size == digest.size
+        if digest.size < COMPRESS_MIN and st.st_size != digest.size:
+            return False
+        if refresh:
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                return False
+            except OSError:
+                pass  # a read-only cache still serves hits
+        return True
 
     def has(self, digest: Digest) -> bool:
         """True when the blob exists; refreshes it for LRU eviction."""
