@@ -310,10 +310,13 @@ class Store:
         finally:
             os.close(fd)
 
-    def read_bytes(self, digest: Digest) -> bytes | None:
-        """The blob's bytes, verified; ``None`` when missing or corrupt (then removed)."""
+    def read_bytes(self, digest: Digest, *, touch: bool = True) -> bytes | None:
+        """The blob's bytes, verified; ``None`` when missing or corrupt (then removed).
+
+        ``touch`` marks it used; maintenance reads (verify, GC) pass False.
+        """
         path = self.blob_path(digest)
-        data = _read_touching(path)
+        data = _read_touching(path, touch=touch)
         if data is None:
             return None
         if digest.size >= COMPRESS_MIN:
@@ -383,10 +386,10 @@ class Store:
                 return None
         return result
 
-    def _referenced(self, result: ActionResult) -> Iterator[Digest]:
+    def _referenced(self, result: ActionResult, *, touch: bool = True) -> Iterator[Digest]:
         yield from result.blobs()
         for d in result.output_directories:
-            tree = self.read_tree(d.tree_digest)
+            tree = self.read_tree(d.tree_digest, touch=touch)
             if tree is None:
                 yield d.tree_digest  # missing or corrupt: reported as absent below
                 continue
@@ -394,8 +397,8 @@ class Store:
                 for f in directory.files:
                     yield f.digest
 
-    def read_tree(self, digest: Digest) -> Tree | None:
-        data = self.read_bytes(digest)
+    def read_tree(self, digest: Digest, *, touch: bool = True) -> Tree | None:
+        data = self.read_bytes(digest, touch=touch)
         if data is None:
             return None
         try:
@@ -456,7 +459,7 @@ class Store:
             except (OSError, StoreError) as exc:
                 found("corrupt-action", path, str(exc))
                 continue
-            missing = [str(d) for d in self._referenced(result) if not self._present(d)]
+            missing = [str(d) for d in self._referenced(result, touch=False) if not self._present(d)]
             if missing:
                 found("dangling-action", path, "refers to missing blob " + ", ".join(missing))
         tmp = self.root / "tmp"
@@ -515,13 +518,30 @@ class Store:
         floor = _reserved_bytes(self.root)
         free = shutil.disk_usage(self.root).free
         removed = freed = 0
-        for _mtime, _kind, path, size in sorted(entries):
+        evicted: set[str] = set()
+        for _mtime, kind, path, size in sorted(entries):
             if total - freed <= target_bytes and free + freed >= floor:
                 break
             _unlink(path)
             removed += 1
             freed += size
+            if kind:
+                evicted.add(path.name.removesuffix(".zst"))
+        # A result is usually newer than its blobs, so the cut can fall between them:
+        # drop the results that lost a blob (they would only be misses, and verify errors).
+        for path, st in self._entries("ac") if evicted else ():
+            if self._refers_to(path, evicted):
+                _unlink(path)
+                removed += 1
+                freed += st.st_blocks * 512
         return removed, freed
+
+    def _refers_to(self, path: Path, hashes: set[str]) -> bool:
+        try:
+            result = ActionResult.decode(path.read_bytes())
+        except (OSError, StoreError):
+            return False  # gone meanwhile, or corrupt: verify reports it
+        return any(d.hash in hashes for d in self._referenced(result, touch=False))
 
 
 def _default_quota(root: Path) -> int:
@@ -609,11 +629,12 @@ def _check_blob(path: Path, hex_: str, stored_size: int) -> str | None:
     return None
 
 
-def _read_touching(path: Path) -> bytes | None:
-    """The file's bytes, refreshing it for LRU eviction; None if it is gone."""
+def _read_touching(path: Path, *, touch: bool = True) -> bytes | None:
+    """The file's bytes, refreshing it for LRU eviction (unless not ``touch``); None if it is gone."""
     try:
         with open(path, "rb") as f:
-            _touch(f.fileno())
+            if touch:
+                _touch(f.fileno())
             return f.read()
     except OSError:
         return None

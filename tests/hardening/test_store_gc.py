@@ -34,3 +34,24 @@ def test_storing_an_existing_blob_refreshes_it(tmp_path: Path) -> None:
     assert not store.blob_path(idle).exists()
     assert store.get_action_result(key) is not None
 
+
+
+def test_gc_leaves_no_result_pointing_at_an_evicted_blob(tmp_path: Path) -> None:
+    """Eviction in LRU order can cut between a result and its blobs (they are older); the
+    collector then removes those results too, so the store verifies clean after any GC."""
+    store = Store(tmp_path / "cache")
+    blob = store.put_bytes(b"file output")
+    inner = store.put_bytes(b"inside a tree")
+    tree = store.put_bytes(Tree(Directory((FileNode("f", inner),))).encode())
+    root = Digest.of(Directory((FileNode("f", inner),)).encode())
+    for n, digest in enumerate((blob, inner)):
+        age(store, digest, 3600 - n)
+    with_file, with_tree = Digest.of(b"k1"), Digest.of(b"k2")
+    store.put_action_result(with_file, ActionResult((OutputFile("o", blob),)))
+    store.put_action_result(with_tree, ActionResult(output_directories=(OutputDirectory("d", tree, root),)))
+    stats = store.stats()
+    removed, _freed = store.gc(stats.blob_bytes + stats.action_bytes - 2 * 4096)
+    assert removed == 4
+    assert store.verify() == []
+    assert store.get_action_result(with_file) is None and store.get_action_result(with_tree) is None
+    assert store.read_bytes(tree) is not None  # the tree blob itself was recent: it stays
