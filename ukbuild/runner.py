@@ -1,4 +1,5 @@
-"""Booting a kernel, disk image or ISO under QEMU and reporting what happened.
+"""Booting a kernel, disk image or ISO under QEMU — or running a unikernel as a host
+process (a Solo5 tender, a unix binary) — and reporting what happened.
 
 A :class:`QemuLaunch` describes one boot; :func:`run` starts QEMU, streams
 the guest's serial console (COM1) and returns a :class:`RunResult` with the
@@ -15,6 +16,11 @@ otherwise: the CI machine's ``/dev/kvm`` is a software hypervisor on which
 BIOS and boot-loader code hangs or crawls, so its mere presence is no reason
 to use KVM.  The runner only ever kills the QEMU it started, by its process
 handle, and always reaps it, including on KeyboardInterrupt.
+
+A :class:`ProcessLaunch` runs a program instead of QEMU — ``solo5-hvt``/
+``solo5-spt`` with the unikernel, or a MirageOS unix binary — whose exit
+status is the guest's (Solo5 tenders exit with the ``solo5_exit`` status,
+255 on abort).
 """
 
 from __future__ import annotations
@@ -157,6 +163,37 @@ class QemuLaunch:
         return tuple(args)
 
 
+@attrs.frozen
+class ProcessLaunch:
+    """One run of a unikernel as a host process: ``argv[0]`` is the program (a Solo5
+    tender, or the unix unikernel itself).
+
+    ``guest_line`` is a regular expression that a line of standard output
+    matches once the guest has started (e.g. the Solo5 bindings banner): a
+    non-zero exit without it means the launcher refused to start the guest,
+    and is a :class:`RunError` carrying its stderr rather than a guest status.
+    ``timeout`` is in seconds from the start of the process.
+    """
+
+    argv: tuple[str, ...] = attrs.field(converter=_strings)
+    guest_line: str | None = None
+    timeout: float = 30.0
+
+    def __attrs_post_init__(self) -> None:
+        problem = None
+        if not self.argv:
+            problem = "argv is empty"
+        elif self.timeout <= 0:
+            problem = f"timeout must be positive (got {self.timeout})"
+        elif self.guest_line is not None:
+            try:
+                re.compile(self.guest_line)
+            except re.error as e:
+                problem = f"guest_line {self.guest_line!r} is not a regular expression: {e}"
+        if problem:
+            raise RunError(f"invalid process launch: {problem}", reason="bad-launch")
+
+
 def _check_exit_line(pattern: str) -> str | None:
     try:
         groups = re.compile(pattern).groups
@@ -233,10 +270,11 @@ def _qemu_error(stderr: bytes) -> str | None:
     return None
 
 
-def run(launch: QemuLaunch, *, console: ConsoleSink | None = None) -> RunResult:
+def run(launch: QemuLaunch | ProcessLaunch, *, console: ConsoleSink | None = None) -> RunResult:
     """Boot ``launch`` and wait until the guest reports its exit status.
 
-    ``console`` receives the serial output as it arrives.
+    ``console`` receives the serial output (a process's stdout) as it arrives.
+    A :class:`ProcessLaunch` is handled by :func:`run_process`.
 
     Raises:
         RunError: ``qemu-not-found``, ``file-not-found``, ``qemu-failed``
@@ -244,6 +282,8 @@ def run(launch: QemuLaunch, *, console: ConsoleSink | None = None) -> RunResult:
             last console lines) or ``no-exit-status`` (the guest stopped
             without reporting one).
     """
+    if isinstance(launch, ProcessLaunch):
+        return run_process(launch, console=console)
     argv = launch.argv()
     if shutil.which(launch.qemu) is None:
         msg = f"QEMU not found: {launch.qemu} is not on PATH"
@@ -362,3 +402,52 @@ def _classify(
             reason="no-exit-status",
         )
     return RunResult(0, bytes(watcher.data), False, seconds)
+
+
+def run_process(launch: ProcessLaunch, *, console: ConsoleSink | None = None) -> RunResult:
+    """Run ``launch.argv`` and return its exit status as the guest's.
+
+    Raises:
+        RunError: ``launcher-not-found`` (argv[0] is not a program),
+            ``launch-failed`` (non-zero exit before ``guest_line`` appeared,
+            or killed by a signal; detail: its stderr), ``timeout``.
+    """
+    program = launch.argv[0]
+    if shutil.which(program) is None:
+        raise RunError(f"cannot run {program}: not found or not executable",
+                       hint="build it first, or install the program that runs it", reason="launcher-not-found")
+    watcher = _Console(None, console)
+    start = time.monotonic()
+    proc = subprocess.Popen(launch.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stderr = bytearray()
+    try:
+        _pump(proc, watcher, stderr, start + launch.timeout)
+        try:
+            proc.wait(max(0.0, start + launch.timeout - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise RunError(f"{program}: the guest did not finish within {launch.timeout:g} s",
+                           detail=watcher.tail(), hint="read the output; raise the timeout if it is only slow",
+                           reason="timeout") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    seconds = time.monotonic() - start
+    rc = proc.returncode
+    text = bytes(watcher.data).decode("utf-8", "replace")
+    started = launch.guest_line is None or re.search(launch.guest_line, text, re.M) is not None
+    if rc < 0 or (rc != 0 and not started):
+        errors = stderr.decode("utf-8", "replace").strip()
+        first = errors.splitlines()[0] if errors else (f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}")
+        raise RunError(
+            f"{program} failed: {first}",
+            detail="\n".join(filter(None, [errors, "command: " + shlex.join(launch.argv)])),
+            hint="read the message above: a Solo5 tender refuses missing devices, a wrong ABI or a bad option",
+            reason="launch-failed",
+        )
+    return RunResult(rc, bytes(watcher.data), False, seconds)
