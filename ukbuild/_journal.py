@@ -25,7 +25,7 @@ HISTORY = 5
 def load(path: Path) -> dict:  # type: ignore[type-arg]
     try:
         with open(path, "rb") as f:
-            data = marshal.load(f)
+            data = marshal.loads(f.read())
     except (OSError, EOFError, ValueError, TypeError):
         return {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:

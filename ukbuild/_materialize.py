@@ -2,66 +2,92 @@
 
 Files are replaced only when their content differs (so Make and Ninja see no
 change when nothing changed), each by write-to-temp and rename, so a reader
-or an interrupted build never sees a partial file.
+or an interrupted build never sees a partial file.  Files are exported on a
+few threads: decompression, hashing and writing release the GIL.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._executor import LostOutput, output_entries
 from ._journal import FileDigests
-from ._reapi import ActionResult
+from ._reapi import ActionResult, Digest
 from ._store import Store
 from ._trees import DirEntry, FileEntry, LinkEntry
 from .errors import BuildError
 
 
-def materialize(name: str, result: ActionResult, store: Store, out_dir: Path, digests: FileDigests) -> list[str]:
-    """Place the outputs of action ``name`` under ``out_dir``; returns the paths written or kept."""
+def materialize(
+    name: str, result: ActionResult, store: Store, out_dir: Path, digests: FileDigests, *, jobs: int = 1
+) -> dict[str, Digest]:
+    """Place the outputs of action ``name`` under ``out_dir``.
+
+    Returns each file written or kept (relative path → digest).  Raises
+    :class:`LostOutput` when a stored blob is gone or corrupt.
+    """
     entries = output_entries(result, store)
     if entries is None:
         raise LostOutput(name)
-    placed: list[str] = []
+    root = str(out_dir)
     for d in result.output_directories:
-        _prune(out_dir / d.path, {p[len(d.path) + 1 :] for p in entries if p.startswith(d.path + "/")})
+        _prune(os.path.join(root, d.path), {p[len(d.path) + 1 :] for p in entries if p.startswith(d.path + "/")})
+    files: dict[str, FileEntry] = {}
+    made: set[str] = set()
     for rel, entry in sorted(entries.items()):
-        target = out_dir / rel
+        target = os.path.join(root, rel)
         if isinstance(entry, DirEntry):
-            _replace_non_dir(target)
-            target.mkdir(parents=True, exist_ok=True)
+            _make_dir(target, made)
         elif isinstance(entry, LinkEntry):
-            if not (target.is_symlink() and os.readlink(target) == entry.target):
+            _make_dir(os.path.dirname(target), made)
+            if not (os.path.islink(target) and os.readlink(target) == entry.target):
                 _clear(target)
-                target.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(entry.target, target)
         else:
-            _place_file(name, entry, target, store, digests)
-        placed.append(str(target))
-    return placed
+            _make_dir(os.path.dirname(target), made)
+            files[rel] = entry
+
+    def place(rel: str) -> None:
+        _place_file(name, files[rel], os.path.join(root, rel), store, digests)
+
+    if jobs > 1 and len(files) > 1:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(place, files))
+    else:
+        for rel in files:
+            place(rel)
+    return {rel: entry.digest for rel, entry in files.items()}
 
 
-def _place_file(name: str, entry: FileEntry, target: Path, store: Store, digests: FileDigests) -> None:
+def _make_dir(path: str, made: set[str]) -> None:
+    if path in made:
+        return
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+        os.unlink(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise BuildError(f"cannot create output directory {path}: a file is in the way", reason="bad-output-dir") from exc
+    made.add(path)
+
+
+def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests: FileDigests) -> None:
+    mode = 0o755 if entry.executable else 0o644
     try:
         st = os.lstat(target)
     except FileNotFoundError:
         st = None
-    mode = 0o755 if entry.executable else 0o644
-    tmp = target.with_name(f".{target.name}.ukbuild-tmp")
-    if st is not None and os.path.isfile(target) and not os.path.islink(target):
-        if st.st_size == entry.digest.size and digests(str(target), st) == entry.digest:
+    if st is not None and not os.path.islink(target) and os.path.isfile(target):
+        if st.st_size == entry.digest.size and digests(target, st) == entry.digest:
             if st.st_mode & 0o777 != mode:
                 os.chmod(target, mode)
-            if os.path.lexists(tmp):  # a killed build's partial copy
-                os.unlink(tmp)
             return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.parent.is_symlink() or not target.parent.is_dir():
-        raise BuildError(f"{name}: cannot write {target}: its parent is not a directory", reason="bad-output-dir")
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.ukbuild-tmp")
     try:
-        if not store.export(entry.digest, tmp, executable=entry.executable):
+        if not store.export(entry.digest, Path(tmp), executable=entry.executable):
             raise LostOutput(name)
         os.chmod(tmp, mode)
         if os.path.isdir(target) and not os.path.islink(target):
@@ -72,25 +98,20 @@ def _place_file(name: str, entry: FileEntry, target: Path, store: Store, digests
             os.unlink(tmp)
 
 
-def _prune(directory: Path, keep: set[str]) -> None:
+def _prune(directory: str, keep: set[str]) -> None:
     """Remove what a previous build left in an output directory that this one did not produce."""
-    if not directory.is_dir() or directory.is_symlink():
+    if not os.path.isdir(directory) or os.path.islink(directory):
         return
     for root, dirs, files in os.walk(directory, topdown=False):
         rel_root = os.path.relpath(root, directory)
         for item in files + dirs:
             rel = item if rel_root == "." else f"{rel_root}/{item}"
             if rel not in keep:
-                _clear(Path(root) / item)
+                _clear(os.path.join(root, item))
 
 
-def _clear(target: Path) -> None:
-    if target.is_dir() and not target.is_symlink():
+def _clear(target: str) -> None:
+    if os.path.isdir(target) and not os.path.islink(target):
         shutil.rmtree(target)
     elif os.path.lexists(target):
-        target.unlink()
-
-
-def _replace_non_dir(target: Path) -> None:
-    if os.path.lexists(target) and (target.is_symlink() or not target.is_dir()):
-        target.unlink()
+        os.unlink(target)

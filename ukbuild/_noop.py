@@ -41,15 +41,19 @@ def check(out_dir: str, req: list[object]) -> dict | None:  # type: ignore[type-
     """The recorded summary if the last build of ``req`` is still up to date, else None."""
     try:
         with open(os.path.join(state_dir(out_dir), "noop"), "rb") as f:
-            data = marshal.load(f)
+            data = marshal.loads(f.read())  # one read: marshal.load() on a file reads item by item
     except (OSError, EOFError, ValueError, TypeError):
         return None
     if not isinstance(data, dict) or data.get("request") != req:
         return None
-    paths, stats = data["paths"], data["stats"]
-    for path, expected in zip(paths, stats, strict=True):
-        if _stat(path) != expected:
-            return None
+    lstat = os.lstat
+    try:
+        for path, (mtime, ctime, size, ino) in zip(data["paths"], data["stats"], strict=True):
+            st = lstat(path)
+            if st.st_mtime_ns != mtime or st.st_ctime_ns != ctime or st.st_size != size or st.st_ino != ino:
+                return None
+    except (OSError, TypeError, ValueError):
+        return None  # a file is gone, or was missing when recorded
     return data["summary"]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -170,7 +171,8 @@ class Scheduler:
         needed = order(actions, closure(actions, targets))
         users = dependants(actions, needed)
         waiting = {n: set(actions[n].dependencies) for n in needed}
-        ready = [n for n in needed if not waiting[n]]
+        ready = deque(n for n in needed if not waiting[n])
+        to_run: deque[Staging] = deque()  # cache misses waiting for a worker
         results: dict[str, ActionResult] = {}
         outcomes: dict[str, Outcome] = {}
         keys: dict[str, Digest] = {}
@@ -186,18 +188,24 @@ class Scheduler:
                 results[name] = outcome.result
                 for user in users[name]:
                     waiting[user].discard(name)
-                    if not waiting[user] and user not in outcomes and user not in ready:
+                    if not waiting[user] and user not in outcomes:
                         ready.append(user)
 
-        def skip_dependants(name: str) -> None:
+        def fail(name: str, exc: UkbuildError) -> None:
+            nonlocal failed
+            failed = True
+            key = keys.get(name)
+            finish(name, Outcome(name, "failed", key, error=exc))
+            log = str(self.executor.log_path(actions[name])) if key is not None else None
+            self.emit("action-failed", action=name, key=str(key) if key else None, message=exc.message,
+                      reason=exc.reason, log=log if log and os.path.exists(log) else None, detail=exc.detail)
             stack = list(users[name])
             while stack:
                 user = stack.pop()
-                if user in outcomes:
-                    continue
-                outcomes[user] = Outcome(user, "skipped")
-                self.emit("action-skipped", action=user, because=name)
-                stack.extend(users[user])
+                if user not in outcomes:
+                    outcomes[user] = Outcome(user, "skipped")
+                    self.emit("action-skipped", action=user, because=name)
+                    stack.extend(users[user])
 
         def lost(name: str, producer: str) -> None:
             """A stored output of ``producer`` is gone: run it again, then ``name``."""
@@ -206,75 +214,72 @@ class Scheduler:
                 raise BuildError(f"{producer}: its stored outputs keep disappearing", reason="store-unstable")
             results.pop(producer, None)
             outcomes.pop(producer, None)
+            keys.pop(producer, None)
+            keys.pop(name, None)
             forced.add(producer)
             waiting[name].add(producer)
-            if producer not in ready:
-                ready.insert(0, producer)
+            ready.appendleft(producer)
+
+        def resolve(name: str) -> None:
+            """Compute the key; finish from the cache, or queue the action to run."""
+            action = actions[name]
+            try:
+                key = self.key_for(action, results)
+            except LostOutput as exc:
+                lost(name, exc.producer)
+                return
+            except UkbuildError as exc:
+                fail(name, exc)
+                return
+            keys[name] = key
+            if self.use_cache and name not in forced:
+                hit = self.store.get_action_result(key, verify=name not in target_set)
+                if hit is not None:
+                    self.emit("action-cached", action=name, key=str(key), via="local")
+                    finish(name, Outcome(name, "cached", key, hit))
+                    return
+            toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
+            dependencies = {d: results[d] for d in action.dependencies}
+            to_run.append(Staging(action, key, toolchain, dependencies, self.digests.seen, self.overrides))
+
+        def collect(future: Future[tuple[ActionResult, float]]) -> None:
+            name = running.pop(future)
+            try:
+                result, seconds = future.result()
+            except LostOutput as exc:
+                lost(name, exc.producer)
+                return
+            except Cancelled:
+                raise
+            except UkbuildError as exc:
+                fail(name, exc)
+                return
+            if self.use_cache:
+                self.store.put_action_result(keys[name], result)
+            finish(name, Outcome(name, "executed", keys[name], result, seconds))
+            outputs = {f.path: str(f.digest) for f in result.output_files}
+            outputs.update({d.path + "/": "tree:" + str(d.root_digest) for d in result.output_directories})
+            self.emit("action-finished", action=name, key=str(keys[name]), seconds=round(seconds, 6), outputs=outputs)
 
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="ukbuild-action") as pool:
             try:
-                while ready or running:
+                while True:
                     if self.cancel.is_set():
                         raise Cancelled("build cancelled")
-                    while ready and not (failed and not self.keep_going):
-                        name = ready.pop(0)
-                        if name in outcomes or waiting[name]:
-                            continue
-                        action = actions[name]
-                        try:
-                            key = self.key_for(action, results)
-                        except LostOutput as exc:
-                            lost(name, exc.producer)
-                            continue
-                        except UkbuildError as exc:
-                            failed = True
-                            finish(name, Outcome(name, "failed", error=exc))
-                            self.emit("action-failed", action=name, key=None, message=exc.message,
-                                      reason=exc.reason, log=None, detail=exc.detail)
-                            skip_dependants(name)
-                            continue
-                        keys[name] = key
-                        hit = None
-                        if self.use_cache and name not in forced:
-                            hit = self.store.get_action_result(key, verify=name not in target_set)
-                        if hit is not None:
-                            self.emit("action-cached", action=name, key=str(key), via="local")
-                            finish(name, Outcome(name, "cached", key, hit))
-                            continue
-                        staging = Staging(
-                            action, key, self.toolchains.get(action.toolchain) if action.toolchain else None,
-                            {d: results[d] for d in action.dependencies}, dict(self.digests.seen),
-                            dict(self.overrides),
-                        )
-                        running[pool.submit(self._execute, staging)] = name
+                    stopping = failed and not self.keep_going
+                    while ready and not stopping:
+                        name = ready.popleft()
+                        if name not in outcomes and not waiting[name] and name not in keys:
+                            resolve(name)
+                        stopping = failed and not self.keep_going
+                    while to_run and len(running) < self.jobs and not stopping:
+                        staging = to_run.popleft()
+                        running[pool.submit(self._execute, staging)] = staging.action.name
                     if not running:
                         break
                     done, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)
                     for future in done:
-                        name = running.pop(future)
-                        try:
-                            result, seconds = future.result()
-                        except LostOutput as exc:
-                            lost(name, exc.producer)
-                            continue
-                        except UkbuildError as exc:
-                            if isinstance(exc, Cancelled):
-                                raise
-                            failed = True
-                            finish(name, Outcome(name, "failed", keys[name], error=exc))
-                            log = str(self.executor.log_path(actions[name]))
-                            self.emit("action-failed", action=name, key=str(keys[name]), message=exc.message,
-                                      reason=exc.reason, log=log if os.path.exists(log) else None,
-                                      detail=exc.detail)
-                            skip_dependants(name)
-                            continue
-                        if self.use_cache:
-                            self.store.put_action_result(keys[name], result)
-                        finish(name, Outcome(name, "executed", keys[name], result, seconds))
-                        outputs = {f.path: str(f.digest) for f in result.output_files}
-                        outputs.update({d.path + "/": "tree:" + str(d.root_digest) for d in result.output_directories})
-                        self.emit("action-finished", action=name, key=str(keys[name]),
-                                  seconds=round(seconds, 6), outputs=outputs)
+                        collect(future)
             except BaseException:
                 self.cancel.set()
                 raise

@@ -31,14 +31,20 @@ from pathlib import Path
 
 import attrs
 
-from ._reapi import ActionResult, Digest, Tree
+from ._reapi import ActionResult, Digest, Tree, _field_bytes
 from .errors import StoreError
 
 FORMAT = "ukbuild-cache 1"
 COMPRESS_MIN = 64 * 1024
 CHUNK = 1 << 20
 STALE_TEMP_SECONDS = 3600
+TOUCH_SECONDS = 600
 ZSTD_LEVEL = 3
+#: Each stored action result ends with this protobuf field (REAPI decoders skip unknown
+#: fields) holding the SHA-256 of the bytes before it: protobuf has no checksum, and a
+#: flipped character in an output path, or an empty file, still decodes.
+SEAL_FIELD = 1000
+SEAL_LEN = 37  # field key (2 bytes), length (1), nested field 1 with 32 bytes (34)
 
 
 def default_cache_dir() -> Path:
@@ -252,7 +258,7 @@ class Store:
         if not self.writable:
             return
         try:
-            self._write_atomic(self._ac_path(key), result.encode(), replace=True)
+            self._write_atomic(self._ac_path(key), _sealed(result.encode()), replace=True)
         except OSError as exc:
             self._degrade(exc)
 
@@ -376,7 +382,7 @@ class Store:
         if data is None:
             return None
         try:
-            result = ActionResult.decode(data)
+            result = _unsealed(data)
         except StoreError:
             self._discard(path)
             return None
@@ -455,7 +461,7 @@ class Store:
                 found("corrupt-blob", path, problem)
         for path, _st in self._entries("ac"):
             try:
-                result = ActionResult.decode(path.read_bytes())
+                result = _unsealed(path.read_bytes())
             except (OSError, StoreError) as exc:
                 found("corrupt-action", path, str(exc))
                 continue
@@ -538,10 +544,21 @@ class Store:
 
     def _refers_to(self, path: Path, hashes: set[str]) -> bool:
         try:
-            result = ActionResult.decode(path.read_bytes())
+            result = _unsealed(path.read_bytes())
         except (OSError, StoreError):
             return False  # gone meanwhile, or corrupt: verify reports it
         return any(d.hash in hashes for d in self._referenced(result, touch=False))
+
+
+def _sealed(body: bytes) -> bytes:
+    return body + _field_bytes(SEAL_FIELD, _field_bytes(1, hashlib.sha256(body).digest()))
+
+
+def _unsealed(data: bytes) -> ActionResult:
+    """The stored result; a ``StoreError`` when its seal does not match (or is missing)."""
+    if len(data) < SEAL_LEN or _sealed(data[:-SEAL_LEN]) != data:
+        raise StoreError("action result does not match its checksum", reason="corrupt-entry")
+    return ActionResult.decode(data[:-SEAL_LEN])
 
 
 def _default_quota(root: Path) -> int:
@@ -641,8 +658,11 @@ def _read_touching(path: Path, *, touch: bool = True) -> bytes | None:
 
 
 def _touch(fd: int) -> None:
+    """Mark an entry used, for LRU eviction; at most once per TOUCH_SECONDS (a utime is a
+    metadata write, and a restore reads thousands of entries)."""
     try:
-        os.utime(fd)
+        if time.time() - os.fstat(fd).st_mtime > TOUCH_SECONDS:
+            os.utime(fd)
     except OSError:
         pass  # a read-only cache still serves hits
 

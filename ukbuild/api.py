@@ -93,10 +93,16 @@ class BuildResult:
 
 
 def _resolve_targets(project: Project, targets: Iterable[str]) -> list[str]:
+    """Target names → action names (a foreach group ``compile`` means all ``compile[…]``)."""
     wanted = list(targets) or list(project.default_targets) or sorted(project.actions)
-    resolved: list[str] = []
+    groups: dict[str, list[str]] = {}
+    for name in project.actions:
+        groups.setdefault(name, []).append(name)
+        if name.endswith("]") and "[" in name:
+            groups.setdefault(name[: name.index("[")], []).append(name)
+    resolved: dict[str, None] = {}
     for target in wanted:
-        members = [n for n in project.actions if n == target or n.startswith(target + "[")]
+        members = groups.get(target)
         if not members:
             import difflib  # noqa: PLC0415
 
@@ -106,8 +112,8 @@ def _resolve_targets(project: Project, targets: Iterable[str]) -> list[str]:
                 hint=f"did you mean '{close[0]}'?" if close else "run `ukbuild graph` to list them",
                 reason="unknown-target",
             )
-        resolved.extend(m for m in members if m not in resolved)
-    return resolved
+        resolved.update(dict.fromkeys(members))
+    return list(resolved)
 
 
 class _Session:
@@ -270,23 +276,21 @@ class Build:
 
     def _materialize(self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session) -> dict[str, str]:
         written: dict[str, str] = {}
+        jobs = self.options.jobs
         for name in self.targets:
             outcome = outcomes.get(name)
             if outcome is None or outcome.result is None:
                 continue
             try:
-                paths = materialize(name, outcome.result, session.store, session.out_dir, session.digests)
+                files = materialize(name, outcome.result, session.store, session.out_dir, session.digests, jobs=jobs)
             except LostOutput:
                 # The stored bytes were corrupt (and are now removed): build it again.
                 outcomes.update(scheduler.run([name], force=frozenset({name})))
                 outcome = outcomes[name]
                 if outcome.result is None:
                     continue
-                paths = materialize(name, outcome.result, session.store, session.out_dir, session.digests)
-            for path in paths:
-                rel = os.path.relpath(path, session.out_dir)
-                if os.path.isfile(path) and not os.path.islink(path):
-                    written[rel] = str(session.digests(path, os.lstat(path)))
+                files = materialize(name, outcome.result, session.store, session.out_dir, session.digests, jobs=jobs)
+            written.update((rel, str(digest)) for rel, digest in files.items())
         return written
 
 

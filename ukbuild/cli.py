@@ -83,16 +83,23 @@ def _project_file(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
+    return _main(argv, stdout or sys.stdout, stderr or sys.stderr)[0]
+
+
+def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> tuple[int, bool]:
+    """(exit code, whether the no-op fast path answered)."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
-        return int(exc.code or 0) if exc.code != 2 else 2
+        return (int(exc.code or 0) if exc.code != 2 else 2), False
     if args.command == "build":
         code = _fast_noop(args, out)
         if code is not None:
-            return code
+            return code, True
+    return _full(args, out, err), False
+
+
+def _full(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .errors import UkbuildError  # noqa: PLC0415
 
     try:
@@ -112,8 +119,17 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
 
 
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point.
+
+    After a fast no-op answer it exits without the interpreter's tear-down
+    (freeing the loaded state takes longer than the check itself).
+    """
+    code, fast = _main(None, sys.stdout, sys.stderr)
+    if fast:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _fast_noop(args: argparse.Namespace, out: TextIO) -> int | None:
