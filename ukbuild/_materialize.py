@@ -76,6 +76,7 @@ def _make_dir(path: str, made: set[str]) -> None:
 
 def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests: FileDigests) -> None:
     mode = 0o755 if entry.executable else 0o644
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.ukbuild-tmp")
     try:
         st = os.lstat(target)
     except FileNotFoundError:
@@ -84,8 +85,9 @@ def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests:
         if st.st_size == entry.digest.size and digests(target, st) == entry.digest:
             if st.st_mode & 0o777 != mode:
                 os.chmod(target, mode)
+            if os.path.lexists(tmp):  # a killed build's partial copy
+                os.unlink(tmp)
             return
-    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.ukbuild-tmp")
     try:
         if not store.export(entry.digest, Path(tmp), executable=entry.executable):
             raise LostOutput(name)
