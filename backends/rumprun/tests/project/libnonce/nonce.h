@@ -1,0 +1,1 @@
+const char *nonce_of_library(void);

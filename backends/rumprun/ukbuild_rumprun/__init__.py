@@ -1,0 +1,1 @@
+"""The Rumprun backend: cross builds with a Rumprun toolchain, ``rumprun-bake``, QEMU runs."""
