@@ -1,0 +1,71 @@
+"""Builds sharing one store while a garbage collector evicts it down to almost nothing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.core.helpers import ukbuild
+from tests.hardening.helpers import output_files, verify_clean, write_project
+
+VARIANTS = [dict(small=24, large=3), dict(small=16, large=3), dict(small=24, large=2), dict(small=8, large=3)]
+GC_LOOP = """
+import io, pathlib, sys
+from ukbuild.cli import main
+stop, runs = pathlib.Path(sys.argv[2]), 0
+while not stop.exists():
+    assert main(["cache", "--cache-dir", sys.argv[1], "gc", "--max-size", sys.argv[3]], stdout=io.StringIO()) == 0
+    runs += 1
+print(runs)
+"""
+
+
+def builder(project: Path, cache: Path, rounds: int, reference: dict[str, bytes]) -> int:
+    """Build ``rounds`` times from an empty output dir; every build succeeds with the reference bytes."""
+    for n in range(rounds):
+        shutil.rmtree(project / "out", ignore_errors=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ukbuild", "build", "-C", str(project), "--cache-dir", str(cache), "-j", "2"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+        assert proc.returncode == 0, f"{project.name} round {n}: {proc.stderr}"
+        assert output_files(project / "out") == reference, f"{project.name} round {n}"
+    return rounds
+
+
+@pytest.mark.trials(3, 15)
+def test_four_builders_and_a_gc_loop(tmp_path: Path, private_tmpdir: Path, trials: int) -> None:
+    """Four processes build overlapping graphs (shared actions, one private action each) into one
+    store while `ukbuild cache gc --max-size 256K` runs in a loop: every build succeeds with
+    outputs byte-equal to a private clean build, and the store verifies clean afterwards."""
+    projects, references = [], []
+    for n, variant in enumerate(VARIANTS):
+        project = write_project(tmp_path / f"p{n}", **variant)
+        assert ukbuild("build", "-C", project, "--cache-dir", tmp_path / f"ref{n}").code == 0
+        references.append(output_files(project / "out"))
+        projects.append(project)
+    cache, stop = tmp_path / "shared", tmp_path / "stop-gc"
+    assert ukbuild("cache", "--cache-dir", cache, "stats").code == 0
+    start = time.monotonic()
+    collector = subprocess.Popen([sys.executable, "-c", GC_LOOP, str(cache), str(stop), "256K"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with ThreadPoolExecutor(len(projects)) as pool:
+            builds = sum(pool.map(builder, projects, [cache] * 4, [trials] * 4, references))
+    finally:
+        stop.touch()
+        out, err = collector.communicate(timeout=60)
+    assert collector.returncode == 0, err
+    print(f"gc-concurrency builds={builds} gc-runs={out.strip()} seconds={time.monotonic() - start:.1f}")
+    verify_clean(cache)
+    for project, reference in zip(projects, references, strict=True):
+        shutil.rmtree(project / "out")
+        assert ukbuild("build", "-C", project, "--cache-dir", cache).code == 0
+        assert output_files(project / "out") == reference
+
