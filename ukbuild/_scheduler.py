@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -38,6 +39,9 @@ from .model import (
     SourceInput,
     Toolchain,
 )
+
+if TYPE_CHECKING:
+    from .remote import RemoteTier
 
 Emit = Callable[..., None]
 MAX_RERUNS = 2
@@ -71,6 +75,7 @@ class Scheduler:
         cancel: threading.Event,
         overrides: Mapping[str, str],
         use_cache: bool = True,
+        remote: RemoteTier | None = None,
     ) -> None:
         self.project = project
         self.root = Path(project.root)
@@ -85,6 +90,7 @@ class Scheduler:
         self.cancel = cancel
         self.overrides = overrides
         self.use_cache = use_cache
+        self.remote = remote
         self.documents: dict[str, dict[str, KeyValue]] = {}
         self.tracked: set[str] = set()
 
@@ -234,8 +240,11 @@ class Scheduler:
             keys[name] = key
             if self.use_cache and name not in forced:
                 hit = self.store.get_action_result(key, verify=name not in target_set)
+                via = "local"
+                if hit is None and self.remote is not None:
+                    hit, via = self.remote.lookup(key, self.store), "remote"
                 if hit is not None:
-                    self.emit("action-cached", action=name, key=str(key), via="local")
+                    self.emit("action-cached", action=name, key=str(key), via=via)
                     finish(name, Outcome(name, "cached", key, hit))
                     return
             toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
@@ -256,6 +265,8 @@ class Scheduler:
                 return
             if self.use_cache:
                 self.store.put_action_result(keys[name], result)
+                if self.remote is not None:
+                    self.remote.publish(keys[name], result, self.store)
             finish(name, Outcome(name, "executed", keys[name], result, seconds))
             outputs = {f.path: str(f.digest) for f in result.output_files}
             outputs.update({d.path + "/": "tree:" + str(d.root_digest) for d in result.output_directories})

@@ -33,6 +33,7 @@ from .plugins import Backend, Check, DetectContext, Detection
 from .toolchains import detect_host_toolchain, tool_paths
 
 if TYPE_CHECKING:
+    from .remote import RemoteConfig
     from .runner import RunResult
 
 __all__ = [
@@ -70,6 +71,8 @@ class BuildOptions:
     mirrors: tuple[str, ...] = ()
     scratch_dir: Path | None = None
     keep_scratch: bool = False
+    #: A shared cache (``ukbuild.remote.RemoteConfig``): read-only unless it says push.
+    remote: RemoteConfig | None = None
 
 
 @attrs.frozen
@@ -122,6 +125,12 @@ class _Session:
     def __init__(
         self, project: Project, options: BuildOptions, bus: EventBus, backends: Mapping[str, Backend] | None = None
     ) -> None:
+        for name in options.overrides:
+            if not any(isinstance(i, SourceInput) and i.name == name for a in project.actions.values() for i in a.inputs):
+                raise ConfigError(f"--override {name}: no package named '{name}'", hint="name a package of this project", reason="unknown-target")
+        for name, path in options.overrides.items():
+            if not Path(path).is_dir():
+                raise ConfigError(f"--override {name}={path}: not a directory", hint="give the local source tree to build from", reason="bad-override")
         self.project = project
         self.options = options
         self.root = Path(project.root)
@@ -136,12 +145,16 @@ class _Session:
         self.cache_dir = Path(options.cache_dir or default_cache_dir()).absolute()
         self.store = Store(self.cache_dir, warn=lambda m: bus.emit("warning", message=m))
         self.store.sweep_temp()
-        for name in options.overrides:
-            if not any(isinstance(i, SourceInput) and i.name == name for a in project.actions.values() for i in a.inputs):
-                raise ConfigError(f"--override {name}: no package named '{name}'", hint="name a package of this project", reason="unknown-target")
-        for name, path in options.overrides.items():
-            if not Path(path).is_dir():
-                raise ConfigError(f"--override {name}={path}: not a directory", hint="give the local source tree to build from", reason="bad-override")
+        self.remote = None
+        if options.remote is not None and options.use_cache:
+            from .remote import open_remote  # noqa: PLC0415 - only for builds that share a cache
+
+            self.remote = open_remote(options.remote, warn=lambda m: bus.emit("warning", message=m))
+
+    def close(self) -> None:
+        if self.remote is not None:
+            self.remote.close()
+        self.store.close()
 
     @staticmethod
     def load_backends() -> Mapping[str, Backend]:
@@ -231,7 +244,7 @@ class Build:
         try:
             return self._run(session, start)
         finally:
-            session.store.close()
+            session.close()
 
     def _run(self, session: _Session, start: float) -> BuildResult:
         project, options = self.project, self.options
@@ -248,7 +261,7 @@ class Build:
         scheduler = Scheduler(
             project, session.store, executor, toolchains, session.digests, session.history, self._bus.emit,
             jobs=options.jobs, keep_going=options.keep_going, cancel=self._cancel,
-            overrides=options.overrides, use_cache=options.use_cache,
+            overrides=options.overrides, use_cache=options.use_cache, remote=session.remote,
         )
         request = _noop.request(project.files[0] if project.files else "", self.requested,
                                 str(session.out_dir), dict(options.overrides))
@@ -349,7 +362,7 @@ def explain(project: Project, target: str, options: BuildOptions | None = None) 
             if name in targets:
                 explanations.append(_compare(name, key, document, hit is not None, session))
     finally:
-        session.store.close()
+        session.close()
         session.save()
     return explanations
 

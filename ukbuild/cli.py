@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--mirror", action="append", default=[], metavar="DIR|URL", help="look for archives here first")
     b.add_argument("--keep-scratch", action="store_true", help="keep each action's scratch dir")
     b.add_argument("--depfile", metavar="FILE", help="write a Make depfile: the first output depends on every input read")
+    b.add_argument("--remote-cache", metavar="URL", default=os.environ.get("UKBUILD_REMOTE_CACHE"),
+                   help="shared cache: http(s)://… (bazel-remote protocol) or grpc(s)://… (REAPI); "
+                   "credentials from UKBUILD_REMOTE_USERNAME/UKBUILD_REMOTE_PASSWORD")
+    b.add_argument("--remote-instance", metavar="NAME", help="REAPI instance name")
+    b.add_argument("--remote-push", action="store_true", help="upload results (default: read only)")
+    b.add_argument("--remote-timeout", type=float, metavar="SECONDS", help="per request (default 10)")
 
     g = sub.add_parser("graph", help="print the action graph (Graphviz dot)")
     project_args(g)
@@ -134,7 +140,7 @@ def run() -> None:
 
 def _fast_noop(args: argparse.Namespace, out: TextIO) -> int | None:
     """Answer an unchanged rebuild from the recorded state, importing nothing heavy."""
-    if args.no_cache or (args.depfile and not os.path.exists(args.depfile)):
+    if args.no_cache or args.remote_push or (args.depfile and not os.path.exists(args.depfile)):
         return None
     from . import _noop  # noqa: PLC0415
 
@@ -183,7 +189,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         overrides=_overrides(getattr(args, "override", [])),
         **({} if args.command in ("explain", "run") else {
             "jobs": args.jobs, "keep_going": args.keep_going, "use_cache": not args.no_cache,
-            "mirrors": tuple(args.mirror), "keep_scratch": args.keep_scratch,
+            "mirrors": tuple(args.mirror), "keep_scratch": args.keep_scratch, "remote": _remote(args),
         }),
     )
     if args.command == "explain":
@@ -217,6 +223,19 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for path in project.actions[target].outputs:
                 print(f"  {path}", file=out)
     return 0
+
+
+def _remote(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if not args.remote_cache:
+        return None
+    from .remote import RemoteConfig  # noqa: PLC0415
+
+    table: dict[str, object] = {"url": args.remote_cache, "push": args.remote_push}
+    if args.remote_instance:
+        table["instance"] = args.remote_instance
+    if args.remote_timeout is not None:
+        table["timeout"] = args.remote_timeout
+    return RemoteConfig.from_mapping(table, os.environ)
 
 
 def _write_depfile(path, target, inputs) -> None:  # type: ignore[no-untyped-def]
