@@ -14,21 +14,43 @@
 
 Each image is one action running ``ukbuild-emit`` on the staged kernel;
 the bootloader files it reads are inputs (keyed by content), and the tools
-it drives (``syslinux``, ``xorriso``) are its toolchain.
+it drives (``syslinux``, ``xorriso``) are its toolchain.  What can be checked
+before building is checked here, so the error names the table's
+``file:line``: a kernel format raw disks and ISOs cannot boot, a command line
+syslinux would change, a guest/monitor pair urunc refuses, a missing
+bootloader file, options that do not apply to the format.  OCI layouts and
+archives carry a build record and an SPDX SBOM as referrers
+(:mod:`ukbuild.emitters.provenance`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import attrs
 
-from .errors import ConfigError
-from .model import Action, ExternalInput, Origin, OutputInput, PathInput, ToolchainSpec
+from .errors import ConfigError, EmitError
+from .model import Action, ExternalInput, Input, Origin, OutputInput, PathInput, ToolchainSpec
+from .oci.model import check_ref_name
 from .plugins import ImageMetadata
 
-STEP_VERSION = 1
+T = TypeVar("T")
+
+STEP_VERSION = 2
 OPTIONS = {"unikernel", "format", "cmdline", "size_mib", "label", "files", "tag", "compression", "urunc", "kraftkit"}
+DISK_FORMATS = ("raw", "iso")
+#: Options that only apply to some formats.
+ONLY_FOR: Mapping[str, tuple[str, ...]] = {
+    "size_mib": ("raw",),
+    "label": DISK_FORMATS,
+    "tag": ("oci", "oci-archive", "docker-archive"),
+    "compression": ("oci", "oci-archive", "docker-archive"),
+    "urunc": ("oci", "oci-archive", "docker-archive"),
+    "kraftkit": ("oci", "oci-archive"),
+}
+COMPRESSIONS = ("gzip", "zstd", "none")
 #: format → (output path template, tools it drives, bootloader files it reads)
 FORMATS: Mapping[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "raw": ("image/{name}.img", ("syslinux",), ("mbr.bin", "mboot.c32", "libcom32.c32", "ldlinux.c32")),
@@ -46,6 +68,8 @@ class ImageSpec:
     format: str
     output: str
     origin: Origin
+    #: The ``ref.name`` of OCI layouts and archives (``None`` for disk formats).
+    tag: str | None = None
 
 
 def toolchain_name(fmt: str) -> str:
@@ -74,25 +98,35 @@ def image_action(name: str, table: Mapping[str, object], meta: ImageMetadata, or
     fmt = table.get("format", "raw")
     if fmt not in FORMATS:
         raise bad("format", f"unknown format {fmt!r}", "one of: " + ", ".join(FORMATS))
+    fmt = str(fmt)
+    for key, formats in ONLY_FOR.items():
+        if key in table and fmt not in formats:
+            raise bad(key, f"does not apply to format {fmt!r}", f"{key} is for: {', '.join(formats)}; remove it")
     unikernel = str(table["unikernel"])
-    template, _tools, boot_files = FORMATS[str(fmt)]
+    template, _tools, boot_files = FORMATS[fmt]
     output = template.format(name=name)
     cmdline = table.get("cmdline", meta.cmdline)
     if not isinstance(cmdline, str):
         raise bad("cmdline", "expected a string", 'cmdline = "…"')
-    argv = ["ukbuild-emit", str(fmt), "--kernel", meta.kernel, "--out", output.rstrip("/"), "--cmdline", cmdline,
+    if fmt in DISK_FORMATS:
+        _check_disk_kernel(meta, cmdline, bad)
+    argv = ["ukbuild-emit", fmt, "--kernel", meta.kernel, "--out", output.rstrip("/"), "--cmdline", cmdline,
             "--name", name]
     for key, flag in (("label", "--label"), ("tag", "--tag"), ("compression", "--compression")):
         if key in table:
             if not isinstance(table[key], str):
                 raise bad(key, "expected a string", f'{key} = "…"')
             argv += [flag, str(table[key])]
+    if table.get("compression", "gzip") not in COMPRESSIONS:
+        raise bad("compression", f"unknown compression {table['compression']!r}", "one of: " + ", ".join(COMPRESSIONS))
+    if "tag" in table:
+        _check(bad, "tag", lambda: check_ref_name(str(table["tag"])), 'tag = "latest"')
     if "size_mib" in table:
         size = table["size_mib"]
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise bad("size_mib", "expected a positive integer", "size_mib = 16")
         argv += ["--size-mib", str(size)]
-    inputs: list[object] = [OutputInput(unikernel)]
+    inputs: list[Input] = [OutputInput(unikernel)]
     files = table.get("files", {})
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise bad("files", "expected a table of image name = project path", 'files = { "a.txt" = "data/a.txt" }')
@@ -100,24 +134,61 @@ def image_action(name: str, table: Mapping[str, object], meta: ImageMetadata, or
         inputs.append(PathInput(path, f"files/{image_name}"))
         argv += ["--file", f"{image_name}=files/{image_name}"]
     if table.get("urunc"):
-        if meta.guest is None or meta.monitor is None:
-            raise bad("urunc", f"the {unikernel} kernel is not something urunc can run",
-                      "urunc runs Rumprun (solo5 bakes) and MirageOS kernels; drop urunc for this one")
-        argv += ["--urunc", f"{meta.guest}:{meta.monitor}"]
-        if "bake" in meta.devices:
-            argv += ["--bake", meta.devices["bake"]]
+        argv += _urunc_args(unikernel, meta, bad)
     if table.get("kraftkit"):
         argv.append("--kraftkit")
+    if fmt not in DISK_FORMATS:
+        argv += ["--unikernel", unikernel, "--kernel-format", meta.kernel_format]
     for boot_file in boot_files:
-        inputs.append(ExternalInput(_bootloader_path(boot_file), f".boot-inputs/{boot_file}", f"syslinux-{boot_file}"))
+        path = _check(bad, "format", functools.partial(_bootloader_path, boot_file), "install the package named above")
+        inputs.append(ExternalInput(path, f".boot-inputs/{boot_file}", f"syslinux-{boot_file}"))
     action = Action(
-        name=name, argv=argv, outputs=[output], inputs=inputs, toolchain=toolchain_name(str(fmt)),
+        name=name, argv=argv, outputs=[output], inputs=inputs, toolchain=toolchain_name(fmt),
         step=f"image/{fmt}", step_version=STEP_VERSION, origin=origin,
     )
-    return ImageSpec(name, unikernel, str(fmt), output, origin), action
+    tag = None if fmt in DISK_FORMATS else str(table.get("tag", "latest"))
+    return ImageSpec(name, unikernel, fmt, output, origin, tag), action
+
+
+def _check(bad: Callable[[str, str, str], ConfigError], field: str, check: Callable[[], T], hint: str) -> T:
+    """Run a library check; its ``EmitError`` becomes a ``ConfigError`` at this table's field."""
+    try:
+        return check()
+    except EmitError as exc:
+        raise bad(field, exc.message, exc.hint or hint) from exc
+
+
+def _check_disk_kernel(meta: ImageMetadata, cmdline: str, bad: Callable[[str, str, str], ConfigError]) -> None:
+    """Raw disks and ISOs boot Multiboot kernels, with a command line syslinux passes verbatim."""
+    from .disk.syslinux import check_cmdline
+
+    if not meta.kernel_format.startswith("multiboot"):
+        raise bad("format", f"a {meta.kernel_format} kernel is not Multiboot and cannot boot from a raw disk or ISO",
+                  "raw disks and ISOs need a Multiboot kernel (e.g. Rumprun hw, Solo5 virtio); "
+                  "ship Solo5 hvt/spt and other kernels as format = \"oci\" (with urunc = true)")
+    _check(bad, "cmdline", lambda: check_cmdline(cmdline), "change the command line")
+
+
+def _urunc_args(unikernel: str, meta: ImageMetadata, bad: Callable[[str, str, str], ConfigError]) -> list[str]:
+    """``--urunc`` and friends, once urunc's allowed guest/monitor pairs accept the kernel."""
+    from .oci.urunc import UruncSpec
+
+    if meta.guest is None or meta.monitor is None:
+        raise bad("urunc", f"the {unikernel} kernel ({meta.kernel_format}) is not something urunc can run",
+                  "urunc runs Rumprun (solo5 bakes) and MirageOS kernels; drop urunc for this one")
+    nets = sorted(n for n, kind in meta.devices.items() if kind == "NET_BASIC")
+    blks = sorted(n for n, kind in meta.devices.items() if kind == "BLOCK_BASIC")
+    spec = UruncSpec(meta.guest, meta.monitor, bake=meta.devices.get("bake"),
+                     solo5_net_dev=nets[0] if nets else None, solo5_blk_dev=blks[0] if blks else None)
+    _check(bad, "urunc", spec.validate, "drop urunc = true for this kernel")
+    argv = ["--urunc", f"{meta.guest}:{meta.monitor}"]
+    for flag, value in (("--bake", spec.bake), ("--solo5-net", spec.solo5_net_dev), ("--solo5-blk", spec.solo5_blk_dev)):
+        if value is not None:
+            argv += [flag, value]
+    return argv
 
 
 def _bootloader_path(name: str) -> str:
-    from .disk.syslinux import find_file  # noqa: PLC0415
+    from .disk.syslinux import find_file
 
     return str(find_file(name))

@@ -1,15 +1,21 @@
 """``ukbuild-emit FORMAT --kernel K --out O …``: write one image from a staged kernel.
 
 Runs inside an action's scratch directory; every path is relative to it.
-Exit status 2 and an ``error:`` line for bad input, never a traceback.
+Exit status 2 and an ``error:`` line for bad input, never a traceback; the
+output path is then left untouched (every writer renames a finished
+temporary into place).  OCI layouts and OCI archives also carry a build
+record and an SPDX SBOM as artifacts referring to the image (see
+:mod:`ukbuild.emitters.provenance`); a Docker archive cannot hold them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ukbuild.errors import UkbuildError
 
@@ -31,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--urunc", metavar="GUEST:MONITOR", help="add urunc keys for this guest and monitor")
     p.add_argument("--bake", help="the kernel's bake config (lets urunc pairs be checked)")
     p.add_argument("--kraftkit", action="store_true", help="add a KraftKit (qemu/x86_64) entry")
+    p.add_argument("--solo5-net", help="the kernel's Solo5 network device (urunc solo5NetDev)")
+    p.add_argument("--solo5-blk", help="the kernel's Solo5 block device (urunc solo5BlkDev)")
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--unikernel", help="the unikernel's name (provenance)")
+    p.add_argument("--kernel-format", default="unknown", help="the backend's kernel format (provenance)")
+    p.add_argument("--record", metavar="FILE", help="closure record staged by the core (provenance)")
     return p
 
 
@@ -51,37 +62,73 @@ def _epoch() -> int:
 
 def emit(args: argparse.Namespace) -> None:
     kernel = Path(args.kernel).read_bytes()
-    files = [(name, Path(path).read_bytes()) for name, path in _pairs(args.file, "--file")]
+    pairs = _pairs(args.file, "--file")
+    files = [(name, Path(path).read_bytes()) for name, path in pairs]
     if args.format in ("raw", "iso"):
-        from ukbuild.disk.output import DEFAULT_EPOCH  # noqa: PLC0415
+        from ukbuild.disk.output import DEFAULT_EPOCH
 
         epoch = max(_epoch(), DEFAULT_EPOCH)  # FAT and ISO dates start in 1980
         if args.format == "raw":
-            from ukbuild.disk.rawdisk import write_raw_disk  # noqa: PLC0415
+            from ukbuild.disk.rawdisk import write_raw_disk
 
             write_raw_disk(args.out, kernel, cmdline=args.cmdline, size_mib=args.size_mib,
                            label=args.label, extra_files=files, epoch=epoch)
         else:
-            from ukbuild.disk.iso import write_iso  # noqa: PLC0415
+            from ukbuild.disk.iso import write_iso
 
             write_iso(args.out, kernel, cmdline=args.cmdline, label=args.label, extra_files=files, epoch=epoch)
         return
-    _emit_oci(args, kernel, files)
+    _emit_oci(args, kernel, files, [path for _, path in pairs])
 
 
-def _emit_oci(args: argparse.Namespace, kernel: bytes, files: list[tuple[str, bytes]]) -> None:
-    from ukbuild.oci import layout, model, tar  # noqa: PLC0415
+def _closure(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        value = json.loads(Path(path).read_bytes())
+    except ValueError as exc:
+        raise SystemExit(f"error: --record {path}: not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise SystemExit(f"error: --record {path}: expected a JSON object")
+    return value
+
+
+def _provenance(
+    args: argparse.Namespace, image: Any, kernel: bytes, files: list[tuple[str, bytes]], staged: list[str], epoch: int
+) -> list[Any]:
+    """The build record and the SBOM as artifacts whose subject is ``image``."""
+    from ukbuild.oci import model
+
+    from .provenance import ImageFacts, Material, build_record, spdx_sbom
+
+    options = {k: str(v) for k in ("tag", "compression", "urunc", "bake", "solo5_net", "solo5_blk", "kraftkit")
+               if (v := getattr(args, k)) not in (None, False)}
+    facts = ImageFacts(
+        image=args.name, format=args.format, unikernel=args.unikernel or args.name, kernel_format=args.kernel_format,
+        cmdline=args.cmdline, kernel=Material(args.kernel, kernel),
+        files=tuple(Material(path, data) for path, (_, data) in zip(staged, files, strict=True)),
+        options=options, epoch=epoch, closure=_closure(args.record),
+    )
+    record = model.Blob.json(model.BUILD_RECORD_TYPE, build_record(facts))
+    sbom = model.Blob.json(model.SBOM_SPDX_TYPE, spdx_sbom(facts))
+    created = model.standard_annotations(created=epoch)
+    return [model.artifact_manifest(image, blob.media_type, [blob], annotations=created) for blob in (record, sbom)]
+
+
+def _emit_oci(args: argparse.Namespace, kernel: bytes, files: list[tuple[str, bytes]], staged: list[str]) -> None:
+    from ukbuild.oci import layout, model, tar
 
     epoch = _epoch()
     annotations = dict(_pairs(args.annotation, "--annotation"))
     annotations.update(model.standard_annotations(created=epoch, title=args.name))
     cmd = [args.cmdline] if args.cmdline else []  # verbatim: one argument, as the kernel gets it
     if args.urunc:
-        from ukbuild.oci.urunc import UruncSpec, urunc_image  # noqa: PLC0415
+        from ukbuild.oci.urunc import UruncSpec, urunc_image
 
         guest, _, monitor = args.urunc.partition(":")
         image = urunc_image(
-            UruncSpec(unikernel_type=guest, hypervisor=monitor, bake=args.bake), kernel,
+            UruncSpec(unikernel_type=guest, hypervisor=monitor, bake=args.bake,
+                      solo5_net_dev=args.solo5_net, solo5_blk_dev=args.solo5_blk), kernel,
             cmd=cmd, annotations=annotations, compression=args.compression, mtime=epoch, created=epoch,
         )
     else:
@@ -94,14 +141,16 @@ def _emit_oci(args: argparse.Namespace, kernel: bytes, files: list[tuple[str, by
         )
     tagged: model.Manifest | model.Index = image
     if args.kraftkit:
-        from ukbuild.oci.kraftkit import kraftkit_manifest  # noqa: PLC0415
+        from ukbuild.oci.kraftkit import kraftkit_manifest
 
         kraft = kraftkit_manifest(kernel, cmd=cmd, mtime=epoch, created=epoch)
         tagged = model.image_index([image, kraft])
-    if args.format == "oci":
-        layout.write_oci_layout(args.out, {args.tag: tagged})
-    elif args.format == "oci-archive":
-        layout.write_oci_archive(args.out, {args.tag: tagged}, mtime=epoch)
+    if args.format in ("oci", "oci-archive"):
+        referrers = _provenance(args, image, kernel, files, staged, epoch)
+        if args.format == "oci":
+            layout.write_oci_layout(args.out, {args.tag: tagged}, referrers=referrers)
+        else:
+            layout.write_oci_archive(args.out, {args.tag: tagged}, referrers=referrers, mtime=epoch)
     else:
         if not isinstance(tagged, model.Manifest):
             raise SystemExit("error: a docker archive holds one image: drop --kraftkit")

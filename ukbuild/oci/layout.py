@@ -1,31 +1,37 @@
-"""Write images out: an OCI image layout, an OCI archive, a Docker archive.
+"""Write images out (an OCI image layout, an OCI archive, a Docker archive) and read layouts back.
 
 Each writer builds its output in a temporary sibling of the target and
 renames it into place at the end, so an error never leaves a half-written
 layout or archive behind.  An existing target is replaced only when it is an
-output of the same kind (an OCI layout directory, or a file).
+output of the same kind (an OCI layout directory, or a file).  The reader
+checks every blob's size and digest against its descriptor.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ukbuild.errors import EmitError
 
 from .model import (
     REF_NAME,
     Blob,
+    Descriptor,
     Index,
     Manifest,
     MediaType,
+    Platform,
     canonical_json,
     check_annotations,
+    check_digest,
     check_ref_name,
 )
 from .tar import TarEntry, decompress_layer, tar_bytes
@@ -233,3 +239,145 @@ def _os_errors(target: Path) -> Iterator[None]:
             hint="check that the output directory exists, is writable and has free space",
             reason="output-failed",
         ) from exc
+
+
+def read_oci_layout(root: Path | str, tag: str) -> Manifest | Index:
+    """Read the image or index tagged ``tag`` in the layout at ``root``, every blob verified.
+
+    Each blob's size and sha256 must match its descriptor; manifest bytes are
+    kept as stored, so pushing what was read keeps every digest.
+    """
+    reader = _LayoutReader(Path(root))
+    matches = [
+        entry for entry in reader.entries() if entry.get("annotations", {}).get(REF_NAME) == tag
+    ]
+    if len(matches) != 1:
+        tags = sorted(
+            {str(e["annotations"][REF_NAME]) for e in reader.entries() if REF_NAME in e.get("annotations", {})}
+        )
+        raise EmitError(
+            f"{root}: {'no' if not matches else 'more than one'} image tagged {tag!r} in this OCI layout",
+            hint="tags here: " + (", ".join(tags) or "none"),
+            reason="bad-layout",
+        )
+    return reader.target(matches[0])
+
+
+def read_referrers(root: Path | str, target: Manifest | Index) -> tuple[Manifest, ...]:
+    """The untagged artifacts in the layout at ``root`` whose subject is ``target`` or one of its images."""
+    reader = _LayoutReader(Path(root))
+    subjects = {target.digest, *(m.digest for m in (target.manifests if isinstance(target, Index) else ()))}
+    found = []
+    for entry in reader.entries():
+        if REF_NAME in entry.get("annotations", {}) or entry.get("mediaType") != MediaType.MANIFEST:
+            continue
+        manifest = reader.manifest(entry, None)
+        if manifest.subject is not None and manifest.subject.digest in subjects:
+            found.append(manifest)
+    return tuple(found)
+
+
+class _LayoutReader:
+    """Reads descriptors of one layout, checking every blob against its descriptor."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        try:
+            layout = json.loads((root / "oci-layout").read_bytes())
+            self.index = json.loads((root / "index.json").read_bytes())
+        except (OSError, ValueError) as exc:
+            raise EmitError(
+                f"{root} is not a readable OCI image layout: {exc}",
+                hint="build the image first (format = \"oci\"), or give the layout directory",
+                reason="bad-layout",
+            ) from exc
+        if not isinstance(layout, dict) or layout.get("imageLayoutVersion") != "1.0.0":
+            raise self._bad("oci-layout", "is not imageLayoutVersion 1.0.0")
+        if not isinstance(self.index, dict) or not isinstance(self.index.get("manifests"), list):
+            raise self._bad("index.json", "has no manifests list")
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [e for e in self.index["manifests"] if isinstance(e, dict)]
+
+    def _bad(self, what: str, problem: str) -> EmitError:
+        return EmitError(
+            f"{self.root}: {what} {problem}",
+            hint="rebuild the image; the layout was changed or damaged after it was written",
+            reason="bad-layout",
+        )
+
+    def blob(self, descriptor: Any) -> Blob:
+        if not isinstance(descriptor, dict):
+            raise self._bad("a descriptor", "is not a JSON object")
+        digest, size, media_type = (descriptor.get(k) for k in ("digest", "size", "mediaType"))
+        if not isinstance(digest, str) or not isinstance(size, int) or not isinstance(media_type, str):
+            raise self._bad(f"descriptor {descriptor!r}", "lacks a digest, size or mediaType")
+        check_digest(digest)
+        path = self.root / "blobs" / "sha256" / digest.split(":", 1)[1]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise self._bad(f"blob {digest}", f"cannot be read: {exc.strerror or exc}") from exc
+        blob = Blob(media_type, data)
+        if blob.size != size or blob.digest != digest:
+            raise self._bad(
+                f"blob {digest}", f"does not match its descriptor (size {blob.size}, digest {blob.digest})"
+            )
+        return blob
+
+    def target(self, descriptor: dict[str, Any]) -> Manifest | Index:
+        if descriptor.get("mediaType") == MediaType.INDEX:
+            blob = self.blob(descriptor)
+            children = self._json(blob).get("manifests")
+            if not isinstance(children, list) or not children:
+                raise self._bad(f"index {blob.digest}", "lists no manifests")
+            return Index(blob, tuple(self.manifest(child, _platform(child)) for child in children))
+        return self.manifest(descriptor, _platform(descriptor))
+
+    def manifest(self, descriptor: dict[str, Any], platform: Platform | None) -> Manifest:
+        if descriptor.get("mediaType") != MediaType.MANIFEST:
+            raise self._bad(f"descriptor {descriptor.get('digest')}", "is neither an image manifest nor an index")
+        blob = self.blob(descriptor)
+        body = self._json(blob)
+        layers = body.get("layers")
+        if not isinstance(layers, list):
+            raise self._bad(f"manifest {blob.digest}", "has no layers list")
+        config = self.blob(body.get("config"))
+        if platform is None and config.media_type == MediaType.CONFIG:
+            platform = _platform(self._json(config))
+        subject = body.get("subject")
+        if subject is not None and not (
+            isinstance(subject, dict) and {"mediaType", "digest", "size"} <= set(subject)
+        ):
+            raise self._bad(f"manifest {blob.digest}", "has a subject that is not a descriptor")
+        return Manifest(
+            blob,
+            config,
+            tuple(self.blob(layer) for layer in layers),
+            platform,
+            body.get("artifactType"),
+            None if subject is None else Descriptor(subject["mediaType"], subject["digest"], subject["size"]),
+        )
+
+    def _json(self, blob: Blob) -> dict[str, Any]:
+        try:
+            value = json.loads(blob.data)
+        except ValueError as exc:
+            raise self._bad(f"blob {blob.digest}", "is not JSON") from exc
+        if not isinstance(value, dict):
+            raise self._bad(f"blob {blob.digest}", "is not a JSON object")
+        return value
+
+
+def _platform(document: dict[str, Any]) -> Platform | None:
+    """The platform of an index entry (``platform``) or of an image config (top-level keys)."""
+    value = document.get("platform", document)
+    if not isinstance(value, dict) or "os" not in value or "architecture" not in value:
+        return None
+    return Platform(
+        value["os"],
+        value["architecture"],
+        value.get("variant"),
+        value.get("os.version"),
+        tuple(value.get("os.features", ())),
+    )
