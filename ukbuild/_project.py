@@ -91,6 +91,11 @@ def load_project(path: Path | str, backends: Mapping[str, Backend] | None = None
         raise ConfigError(f"{file}: cannot read: {exc}", reason="unreadable") from exc
     try:
         data = tomllib.loads(text)
+    except RecursionError as exc:
+        raise ConfigError(
+            f"{file}: TOML syntax: arrays or tables nested too deeply",
+            hint="flatten the nesting", reason="toml-syntax",
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         where = f"{file}:{match.group(1)}" if match else str(file)
@@ -342,7 +347,7 @@ class _Loader:
             def fill(text: str, field: str, subst: dict[str, str] = subst) -> str:
                 try:
                     return text.format_map(subst) if subst else text
-                except (KeyError, ValueError, IndexError) as exc:
+                except (KeyError, ValueError, IndexError, AttributeError, TypeError) as exc:
                     raise self.error(
                         path + (field,), f"bad placeholder in {text!r}: {exc}",
                         hint="use {in}, {stem}, {name} or {dir} with foreach; write {{ }} for literal braces",
