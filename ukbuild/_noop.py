@@ -18,8 +18,9 @@ STATE_DIR = ".ukbuild"
 FORMAT = 2
 
 
-def state_dir(out_dir: str) -> str:
-    return os.path.join(out_dir, STATE_DIR)
+def state_dir(out_dir: str, explicit: str | None = None) -> str:
+    """Where a build's local state lives: ``explicit``, or ``.ukbuild`` beside the outputs."""
+    return explicit or os.path.join(out_dir, STATE_DIR)
 
 
 def request(project_file: str, targets: list[str], out_dir: str, overrides: dict[str, str]) -> list[object]:
@@ -37,10 +38,10 @@ def _stat(path: str) -> tuple[int, int, int, int] | None:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
-def check(out_dir: str, req: list[object]) -> dict | None:  # type: ignore[type-arg]
+def check(state: str, req: list[object]) -> dict | None:  # type: ignore[type-arg]
     """The recorded summary if the last build of ``req`` is still up to date, else None."""
     try:
-        with open(os.path.join(state_dir(out_dir), "noop"), "rb") as f:
+        with open(os.path.join(state, "noop"), "rb") as f:
             data = marshal.loads(f.read())  # one read: marshal.load() on a file reads item by item
     except (OSError, EOFError, ValueError, TypeError):
         return None
@@ -57,13 +58,13 @@ def check(out_dir: str, req: list[object]) -> dict | None:  # type: ignore[type-
     return data["summary"]
 
 
-def record(out_dir: str, req: list[object], paths: list[str], summary: dict) -> None:  # type: ignore[type-arg]
+def record(state: str, req: list[object], paths: list[str], summary: dict) -> None:  # type: ignore[type-arg]
     paths = sorted(set(paths))
     stats = [_stat(p) for p in paths]
-    target = os.path.join(state_dir(out_dir), "noop")
+    target = os.path.join(state, "noop")
     tmp = f"{target}.{os.getpid()}.tmp"
     try:
-        os.makedirs(state_dir(out_dir), exist_ok=True)
+        os.makedirs(state, exist_ok=True)
         with open(tmp, "wb") as f:
             marshal.dump({"request": req, "paths": paths, "stats": stats, "summary": summary}, f)
         os.replace(tmp, target)
@@ -72,8 +73,8 @@ def record(out_dir: str, req: list[object], paths: list[str], summary: dict) -> 
             os.unlink(tmp)
 
 
-def forget(out_dir: str) -> None:
+def forget(state: str) -> None:
     try:
-        os.unlink(os.path.join(state_dir(out_dir), "noop"))
+        os.unlink(os.path.join(state, "noop"))
     except OSError:
         pass

@@ -84,7 +84,7 @@ def load_project(path: Path | str, backends: Mapping[str, Backend] | None = None
     ``backends`` (by name) plan the ``[unikernel.*]`` tables; by default the
     installed backend plugins are loaded, only if the project has such tables.
     """
-    file = find_project_file(Path(path)).resolve()
+    file = find_project_file(Path(path)).absolute()  # not resolve(): symlinked inputs (Bazel) stay where given
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -73,6 +75,8 @@ class BuildOptions:
     keep_scratch: bool = False
     #: A shared cache (``ukbuild.remote.RemoteConfig``): read-only unless it says push.
     remote: RemoteConfig | None = None
+    #: Journal, no-op record and logs (default ``OUT/.ukbuild``).
+    state_dir: Path | None = None
 
 
 @attrs.frozen
@@ -135,16 +139,21 @@ class _Session:
         self.options = options
         self.root = Path(project.root)
         self.out_dir = Path(options.out_dir or self.root / "out").absolute()
-        self.state_dir = Path(_noop.state_dir(str(self.out_dir)))
+        self.state_dir = Path(_noop.state_dir(str(self.out_dir), str(options.state_dir) if options.state_dir else None))
         self.journal_path = self.state_dir / "journal"
         self.journal = _journal.load(self.journal_path)
         self.digests = _journal.FileDigests(self.journal.get("digests", {}))
         self.history = _journal.KeyHistory(self.journal.get("history", {}))
         self.versions: dict[str, tuple[tuple[int, int], str]] = self.journal.get("versions", {})
         self._backends = backends
-        self.cache_dir = Path(options.cache_dir or default_cache_dir()).absolute()
-        self.store = Store(self.cache_dir, warn=lambda m: bus.emit("warning", message=m))
-        self.store.sweep_temp()
+        warn: Callable[[str], None] = lambda m: bus.emit("warning", message=m)
+        if options.use_cache:
+            self.cache_dir: Path | None = Path(options.cache_dir or default_cache_dir()).absolute()
+            self.store = Store(self.cache_dir, warn=warn)
+            self.store.sweep_temp()
+        else:  # a private store for this build's blobs only; nothing touches the cache
+            self.cache_dir = None
+            self.store = Store(Path(tempfile.mkdtemp(prefix="ukbuild-nocache-")), warn=warn, private=True)
         self.remote = None
         if options.remote is not None and options.use_cache:
             from .remote import open_remote  # noqa: PLC0415 - only for builds that share a cache
@@ -155,6 +164,8 @@ class _Session:
         if self.remote is not None:
             self.remote.close()
         self.store.close()
+        if self.cache_dir is None:
+            shutil.rmtree(self.store.root, ignore_errors=True)
 
     @staticmethod
     def load_backends() -> Mapping[str, Backend]:
@@ -249,7 +260,7 @@ class Build:
     def _run(self, session: _Session, start: float) -> BuildResult:
         project, options = self.project, self.options
         self._bus.emit("build-started", project=project.name, targets=self.targets, jobs=options.jobs,
-                       out_dir=str(session.out_dir), cache_dir=str(session.cache_dir))
+                       out_dir=str(session.out_dir), cache_dir=str(session.cache_dir) if session.cache_dir else None)
         needed = closure(project.actions, self.targets)
         toolchains = session.toolchains(a.toolchain for n in needed if (a := project.actions[n]).toolchain)
         executor = Executor(
@@ -265,7 +276,7 @@ class Build:
         )
         request = _noop.request(project.files[0] if project.files else "", self.requested,
                                 str(session.out_dir), dict(options.overrides))
-        _noop.forget(str(session.out_dir))
+        _noop.forget(str(session.state_dir))
         try:
             outcomes = scheduler.run(self.targets)
             written = self._materialize(scheduler, outcomes, session)
@@ -284,7 +295,7 @@ class Build:
             tracked = [*project.files, *scheduler.tracked, *(p for t in toolchains.values() for p in tool_paths(t))]
             tracked += [str(session.out_dir / p) for p in written]
             summary = {"actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)}
-            _noop.record(str(session.out_dir), request, tracked, summary)
+            _noop.record(str(session.state_dir), request, tracked, summary)
         return result
 
     def _materialize(self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session) -> dict[str, str]:

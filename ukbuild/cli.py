@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("-f", dest="file", help="project file (default: DIR/ukbuild.toml)")
         p.add_argument("-o", "--out-dir", help="where outputs are written (default: DIR/out)")
         p.add_argument("--cache-dir", help="artefact cache (default: $UKBUILD_CACHE_DIR or ~/.cache/ukbuild)")
+        p.add_argument("--state-dir", help="journal, no-op record and logs (default: OUT/.ukbuild)")
 
     b = sub.add_parser("build", help="build targets (default: the project's defaults)")
     project_args(b)
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--override", action="append", default=[], metavar="PKG=DIR", help="build PKG from a local tree")
     b.add_argument("--mirror", action="append", default=[], metavar="DIR|URL", help="look for archives here first")
     b.add_argument("--keep-scratch", action="store_true", help="keep each action's scratch dir")
+    b.add_argument("--scratch-dir", help="where actions run (default: $TMPDIR/ukbuild-UID)")
     b.add_argument("--depfile", metavar="FILE", help="write a Make depfile: the first output depends on every input read")
     b.add_argument("--remote-cache", metavar="URL", default=os.environ.get("UKBUILD_REMOTE_CACHE"),
                    help="shared cache: http(s)://… (bazel-remote protocol) or grpc(s)://… (REAPI); "
@@ -150,7 +152,8 @@ def _fast_noop(args: argparse.Namespace, out: TextIO) -> int | None:
         overrides = _overrides(args.override)
     except Exception:  # noqa: BLE001 - the full path reports it properly
         return None
-    summary = _noop.check(out_dir, _noop.request(file, args.targets, out_dir, overrides))
+    state = _noop.state_dir(out_dir, os.path.abspath(args.state_dir) if args.state_dir else None)
+    summary = _noop.check(state, _noop.request(file, args.targets, out_dir, overrides))
     if summary is None:
         return None
     actions = summary["actions"]
@@ -187,9 +190,11 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out_dir=Path(args.out_dir).absolute() if args.out_dir else None,
         cache_dir=Path(args.cache_dir).absolute() if args.cache_dir else None,
         overrides=_overrides(getattr(args, "override", [])),
+        state_dir=Path(args.state_dir).absolute() if args.state_dir else None,
         **({} if args.command in ("explain", "run") else {
             "jobs": args.jobs, "keep_going": args.keep_going, "use_cache": not args.no_cache,
             "mirrors": tuple(args.mirror), "keep_scratch": args.keep_scratch, "remote": _remote(args),
+            "scratch_dir": Path(args.scratch_dir).absolute() if args.scratch_dir else None,
         }),
     )
     if args.command == "explain":

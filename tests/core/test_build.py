@@ -181,3 +181,22 @@ class TestApi:
         assert time.monotonic() - start < 10
         assert not any((tmp_path / "cache" / "ac").rglob("*"))
         assert not (project_dir / "out" / "out.txt").exists()
+
+
+class TestHermeticStep:
+    """What running as one step of another build system (Bazel, Make) relies on."""
+
+    def test_no_cache_touches_no_cache_dir(self, example: Path, cache_dir: Path) -> None:
+        result = ukbuild("build", "-C", example, "--no-cache", "--json")
+        assert result.code == 0, result.err
+        assert result.executed() == ALL
+        assert not cache_dir.exists()
+
+    def test_state_and_scratch_go_where_told(self, example: Path, cache_dir: Path, tmp_path: Path) -> None:
+        state, scratch = tmp_path / "state", tmp_path / "scratch"
+        args = ("build", "-C", example, "--state-dir", state, "--scratch-dir", scratch, "--json")
+        assert ukbuild(*args).code == 0
+        assert not (example / "out" / ".ukbuild").exists()
+        assert (state / "noop").is_file() and (state / "journal").is_file()
+        assert scratch.is_dir() and not any(p.name.startswith("a-") for p in scratch.iterdir())
+        assert ukbuild(*args).cached() == ALL  # the fast path reads the state from there too
