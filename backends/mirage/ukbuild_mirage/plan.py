@@ -115,7 +115,11 @@ def plan_mirage(spec: UnikernelSpec) -> list[Action]:
                     "exec opam monorepo pull -l duniverse.opam.locked -r .", "sh", entry.lock_text()]
             actions.append(_action(spec, f"{spec.name}.pull[{entry.dir}]", "pull", argv,
                                    [f"duniverse/{entry.dir}/"], [], env=MONOREPO_ENV, config=[("network", "yes")]))
-        pulls = [OutputInput(a.name, dest=work) for a in actions if a.step == "mirage/pull"]
+        # The build does not read the lock, but it is what the pulls were planned from: as an input
+        # it is tracked, so editing it is never mistaken for "up to date".
+        lock_file = str(opts.get("lock", lock_path))
+        pulls: list[Input] = [OutputInput(a.name, dest=work) for a in actions if a.step == "mirage/pull"]
+        pulls.append(PathInput(str(PurePosixPath(unikernel_dir(spec)) / lock_file), f"{work}/{lock_file}"))
     else:
         repos = [str(r) for r in opts.get("opam_repositories", [])]  # type: ignore[union-attr]
         lock = (f"exec opam monorepo lock --require-cross-compile --build-only {shlex.quote(uk)} "
@@ -128,7 +132,7 @@ def plan_mirage(spec: UnikernelSpec) -> list[Action]:
                                ["opam", "monorepo", "pull", "-l", lock_path, "-r", "."], [f"{work}/duniverse/"],
                                [OutputInput(f"{spec.name}.lock")], env=MONOREPO_ENV, config=[("network", "yes")],
                                workdir=work))
-        pulls = [OutputInput(f"{spec.name}.pull")]
+        pulls: list[Input] = [OutputInput(f"{spec.name}.pull")]
     artefact = target.artefact(name)
     build_argv: list[str] = list(BUILD_ARGV)
     if target.abi == "xen":
