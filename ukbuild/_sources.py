@@ -9,6 +9,8 @@ refuses anything that could write outside its directory.
 from __future__ import annotations
 
 import hashlib
+import http.client
+import lzma
 import os
 import shutil
 import subprocess
@@ -18,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -29,6 +32,9 @@ from .model import ArchiveSource
 #: Refuse archives that unpack to more than this (zip bombs); override per call.
 MAX_UNPACKED_BYTES = 16 << 30
 DOWNLOAD_TIMEOUT = 60
+#: What a damaged archive raises besides tarfile.TarError (truncated or corrupt streams,
+#: zip members whose bytes contradict their declared size or CRC).
+_DAMAGED = (EOFError, OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
 
 def fetch_archive(source: ArchiveSource, store: Store, mirrors: Iterable[str] = ()) -> Digest:
@@ -67,9 +73,16 @@ def _join(mirror: str, leaf: str) -> str:
     return str(Path(mirror) / leaf)
 
 
+def _host(url: str) -> tuple[str | None, int | None]:
+    parts = urllib.parse.urlparse(url)
+    return parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
 class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to the same host and port (another port is another server)."""
+
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        if urllib.parse.urlparse(newurl).hostname != urllib.parse.urlparse(req.full_url).hostname:
+        if _host(urllib.parse.urljoin(req.full_url, newurl)) != _host(req.full_url):
             raise urllib.error.URLError(f"refused redirect to another host: {newurl}")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -94,10 +107,13 @@ def _download(url: str, sha256: str, store: Store) -> Digest:
                     h.update(chunk)
                     size += len(chunk)
                     dst.write(chunk)
+                missing = getattr(src, "length", None)  # of an HTTP response's Content-Length
         except FileNotFoundError as exc:
             raise _Skip("not found") from exc
-        except (OSError, urllib.error.URLError, ValueError) as exc:
+        except (OSError, urllib.error.URLError, ValueError, http.client.HTTPException) as exc:
             raise _Skip(str(exc)) from exc
+        if missing:  # the connection closed early
+            raise _Skip(f"truncated: got {size} of {size + missing} bytes")
         if h.hexdigest() != sha256:
             raise _Skip(f"sha256 mismatch: got {h.hexdigest()} ({size} bytes)")
         return store.put_file(Path(tmp), Digest(sha256, size))
@@ -134,11 +150,18 @@ def extract_archive(archive: Path, dest: Path, *, strip: int, origin: str, limit
                 member.name = name
                 members.append(member)
             tar.extractall(dest, members=members, filter="data")
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, *_DAMAGED) as exc:
         raise SourceError(f"{origin}: cannot unpack: {exc}", reason="bad-archive") from exc
 
 
 def _extract_zip(archive: Path, dest: Path, strip: int, origin: str, limit: int) -> None:
+    try:
+        _unzip(archive, dest, strip, origin, limit)
+    except _DAMAGED as exc:
+        raise SourceError(f"{origin}: cannot unpack: {exc}", reason="bad-archive") from exc
+
+
+def _unzip(archive: Path, dest: Path, strip: int, origin: str, limit: int) -> None:
     with zipfile.ZipFile(archive) as zf:
         if sum(i.file_size for i in zf.infolist()) > limit:
             raise SourceError(f"{origin}: unpacks to more than {limit} bytes", reason="archive-too-large")
