@@ -449,6 +449,14 @@ def run(
     backend = (backends or _Session.load_backends())[spec.backend]  # type: ignore[attr-defined]
     launch = backend.launch(spec, result.out_dir / backend.image_metadata(spec).kernel, extra)  # type: ignore[arg-type]
     if image is not None:
+        from .runner import QemuLaunch  # noqa: PLC0415
+
+        if not isinstance(launch, QemuLaunch):
+            raise ConfigError(
+                f"{target}: {unikernel} runs as a host process ({launch.argv[0]}), not under QEMU, "
+                "so a disk image of it cannot be booted",
+                hint=f"run the unikernel itself: ukbuild run {unikernel}", reason="not-runnable",
+            )
         medium = {image.format.replace("raw", "disk"): result.out_dir / image.output}  # type: ignore[attr-defined]
         launch = attrs.evolve(launch, kernel=None, append="", **medium)
     from .runner import run as boot  # noqa: PLC0415

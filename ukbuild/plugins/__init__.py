@@ -38,8 +38,9 @@ Lifecycle, in order:
    anything themselves: the core keys and executes the actions.
 3. ``checks()`` — named verifiers the core runs on declared outputs after an
    action succeeds; a failed check fails the action and nothing is cached.
-4. ``launch(unikernel, kernel, args) -> QemuLaunch`` — how ``ukbuild run``
-   boots the result.
+4. ``launch(unikernel, kernel, args) -> QemuLaunch | ProcessLaunch`` — how
+   ``ukbuild run`` boots the result: under QEMU, or as a host process (a
+   Solo5 tender, a unix unikernel).
 5. ``image_metadata(unikernel) -> ImageMetadata`` — what image emitters need.
 
 The core imports no backend and no backend imports another.
@@ -58,7 +59,7 @@ from ..errors import ConfigError
 from ..model import Action, Origin, Toolchain
 
 if TYPE_CHECKING:
-    from ..runner import QemuLaunch
+    from ..runner import ProcessLaunch, QemuLaunch
 
 __all__ = [
     "API_VERSION",
@@ -172,7 +173,7 @@ class Backend:
     def checks(self) -> Mapping[str, Check]:
         return {}
 
-    def launch(self, unikernel: UnikernelSpec, kernel: Path, args: Sequence[str]) -> QemuLaunch:
+    def launch(self, unikernel: UnikernelSpec, kernel: Path, args: Sequence[str]) -> QemuLaunch | ProcessLaunch:
         from ..errors import RunError  # noqa: PLC0415
 
         raise RunError(f"backend {self.NAME} cannot launch {unikernel.name}", reason="not-runnable")
