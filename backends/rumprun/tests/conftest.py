@@ -18,11 +18,12 @@ PROJECT = Path(__file__).resolve().parent / "project"
 if importlib.util.find_spec("ukbuild_rumprun") is None:  # not installed yet: use the checkout
     sys.path.insert(0, str(BACKEND_DIR))
 
-from tests.fakes.rumprun._install import FakeRumprun  # noqa: E402
-from tests.fakes.rumprun.fixture import fake_rumprun  # noqa: E402, F401
-from ukbuild.api import detect_backends  # noqa: E402
-from ukbuild_rumprun.detect import ENV_VAR  # noqa: E402
-from ukbuild_rumprun.plugin import RumprunBackend  # noqa: E402
+from ukbuild_rumprun.detect import ENV_VAR
+from ukbuild_rumprun.plugin import RumprunBackend
+
+from tests.fakes.rumprun._install import FakeRumprun
+from tests.fakes.rumprun.fixture import fake_rumprun  # noqa: F401
+from ukbuild.api import detect_backends
 
 #: What the environment this session started with provides (before tests monkeypatch it).
 _ORIGINAL_ENV = dict(os.environ)
@@ -56,7 +57,7 @@ def toolchain_prefix(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
-def use_fake(fake_rumprun: FakeRumprun, monkeypatch: pytest.MonkeyPatch) -> FakeRumprun:
+def use_fake(fake_rumprun: FakeRumprun, monkeypatch: pytest.MonkeyPatch) -> FakeRumprun:  # noqa: F811
     """The fake toolchain, selected through $UKBUILD_RUMPRUN_PREFIX."""
     monkeypatch.setenv(ENV_VAR, str(fake_rumprun.prefix))
     return fake_rumprun

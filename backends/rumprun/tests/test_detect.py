@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from ukbuild_rumprun.detect import ENV_VAR
 
 from tests.core.helpers import ukbuild
 from tests.fakes.rumprun._install import FakeRumprun
-from ukbuild_rumprun.detect import ENV_VAR
 
 
 def _rumprun(result_out: str) -> dict:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ukbuild_rumprun.detect import ENV_VAR
 
 from tests.core.helpers import ukbuild
 from tests.fakes.rumprun._install import FakeRumprun
-from ukbuild_rumprun.detect import ENV_VAR
 
 _LINK = "MACHINE_GNU_ARCH="
 BROKEN = {

@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from ukbuild_rumprun.detect import ENV_VAR
+from ukbuild_rumprun.plugin import RumprunBackend
 
 from tests.core.helpers import ukbuild
 from tests.fakes.rumprun._install import FakeRumprun, install_fake_rumprun
 from ukbuild._journal import FileDigests
 from ukbuild.plugins import DetectContext
-from ukbuild_rumprun.detect import ENV_VAR
-from ukbuild_rumprun.plugin import RumprunBackend
 
 ACTIONS = ["hello", "hello-prog", "libnonce"]
 

@@ -6,13 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
+from ukbuild_rumprun.plugin import RumprunBackend
 
 from tests.core.helpers import ukbuild
 from ukbuild.errors import ConfigError, RunError
 from ukbuild.model import Origin, OutputInput, PathInput
 from ukbuild.multiboot import check_multiboot
 from ukbuild.plugins import UnikernelSpec
-from ukbuild_rumprun.plugin import RumprunBackend
 
 HELLO = {"package": "hello-prog", "path": "usr/bin/hello"}
 

@@ -193,9 +193,9 @@ def _nets(value: object, bad: Bad) -> tuple[Net, ...]:
         table = _table(item, bad, field, _NET_KEYS, hint)
         if not all(isinstance(v, str) for v in table.values()):
             raise bad(field, "every value must be a string", hint)
-        get: Callable[[str, str], str] = lambda key, default: str(table.get(key, default))  # noqa: E731
-        net = Net(get("if", f"vioif{index}"), get("type", "inet"), get("method", "dhcp"),
-                  get("addr", ""), get("mask", ""), get("gw", ""))
+        text = {key: str(v) for key, v in table.items()}
+        net = Net(text.get("if", f"vioif{index}"), text.get("type", "inet"), text.get("method", "dhcp"),
+                  text.get("addr", ""), text.get("mask", ""), text.get("gw", ""))
         if (net.type, net.method) not in (("inet", "dhcp"), ("inet", "static"), ("inet6", "auto")):
             raise bad(field, f"type {net.type!r} with method {net.method!r} is not supported",
                       "inet with dhcp or static, or inet6 with auto")

@@ -25,7 +25,15 @@ from pathlib import Path
 from ukbuild.errors import BuildError, RunError
 from ukbuild.model import Action, OutputInput, PathInput
 from ukbuild.multiboot import check_multiboot
-from ukbuild.plugins import Backend, Check, DetectContext, Detection, ImageMetadata, UnikernelSpec, hookimpl
+from ukbuild.plugins import (
+    Backend,
+    Check,
+    DetectContext,
+    Detection,
+    ImageMetadata,
+    UnikernelSpec,
+    hookimpl,
+)
 from ukbuild.runner import Drive, QemuLaunch
 
 from . import detect as _detect

@@ -44,7 +44,7 @@ class Program:
     """One baked program: its argv[0] (``rc``'s ``bin``) and its arguments."""
 
     name: str
-    args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    args: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -77,10 +77,10 @@ class Blk:
 class RuntimeConfig:
     """The runtime configuration of a unikernel, rendered by :meth:`render`."""
 
-    programs: tuple[Program, ...] = attrs.field(converter=tuple)
-    env: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
-    net: tuple[Net, ...] = attrs.field(default=(), converter=tuple)
-    blk: tuple[Blk, ...] = attrs.field(default=(), converter=tuple)
+    programs: tuple[Program, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    net: tuple[Net, ...] = ()
+    blk: tuple[Blk, ...] = ()
     hostname: str | None = None
 
     def with_args(self, extra: Sequence[str]) -> RuntimeConfig:
