@@ -25,7 +25,9 @@ def state_dir(out_dir: str, explicit: str | None = None) -> str:
 
 def request(project_file: str, targets: list[str], out_dir: str, overrides: dict[str, str]) -> list[object]:
     """What identifies a build request (everything else that matters is a tracked file)."""
-    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("UKBUILD_") and k != "UKBUILD_CACHE_DIR")
+    # PATH: backends may find toolchains on it (actions never see it).
+    env = sorted((k, v) for k, v in os.environ.items()
+                 if (k.startswith("UKBUILD_") and k != "UKBUILD_CACHE_DIR") or k == "PATH")
     return [FORMAT, __version__, os.path.realpath(project_file), sorted(targets),
             os.path.realpath(out_dir), sorted(overrides.items()), env]
 

@@ -23,6 +23,18 @@ def _tuple(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _inputs(value: Iterable[Input]) -> tuple[Input, ...]:
+    return tuple(value)
+
+
+def _checks(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(output), str(check)) for output, check in value)
+
+
+def _tools(value: Iterable[Tool]) -> tuple[Tool, ...]:
+    return tuple(value)
+
+
 def _pairs(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     items = value.items() if isinstance(value, Mapping) else value
     return tuple(sorted((str(k), str(v)) for k, v in items))
@@ -79,7 +91,7 @@ class Toolchain:
     """
 
     name: str
-    tools: tuple[Tool, ...] = attrs.field(converter=tuple)
+    tools: tuple[Tool, ...] = attrs.field(converter=_tools)
     search_path: tuple[str, ...] = attrs.field(converter=_tuple, default=())
     prefix: str | None = None
     extra: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
@@ -87,6 +99,10 @@ class Toolchain:
     env: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
     backend: str | None = None
     launchers: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+    #: Files that identify the toolchain besides its tools (a bake configuration,
+    #: sysroot libraries): path → digest; the digests enter keys, the paths are
+    #: watched by the no-op check.
+    files: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
 
     def tool(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)
@@ -104,6 +120,8 @@ class Toolchain:
             doc["env"] = dict(self.env)
         if self.backend is not None:
             doc["backend"] = self.backend
+        if self.files:
+            doc["files"] = sorted(digest for _path, digest in self.files)
         return doc
 
 
@@ -223,7 +241,7 @@ class Action:
     name: str
     argv: tuple[str, ...] = attrs.field(converter=_tuple)
     outputs: tuple[str, ...] = attrs.field(converter=_tuple)
-    inputs: tuple[Input, ...] = attrs.field(converter=tuple, default=())
+    inputs: tuple[Input, ...] = attrs.field(converter=_inputs, default=())
     env: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
     toolchain: str | None = None
     workdir: str = ""
@@ -231,7 +249,7 @@ class Action:
     step_version: int = 1
     config: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
     salt: str = ""
-    checks: tuple[tuple[str, str], ...] = attrs.field(converter=tuple, default=())
+    checks: tuple[tuple[str, str], ...] = attrs.field(converter=_checks, default=())
     origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
 
     @property

@@ -88,8 +88,8 @@ def detect_host_toolchain(
 
 
 def tool_paths(toolchain: Toolchain) -> list[str]:
-    """The binaries whose change must invalidate a cached toolchain identity."""
-    return [os.path.realpath(t.path) for t in toolchain.tools]
+    """The files whose change must invalidate a cached toolchain identity."""
+    return [os.path.realpath(t.path) for t in toolchain.tools] + [path for path, _digest in toolchain.files]
 
 
 def needs_wrappers(toolchain: Toolchain) -> bool:
