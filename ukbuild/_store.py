@@ -39,6 +39,9 @@ COMPRESS_MIN = 64 * 1024
 CHUNK = 1 << 20
 STALE_TEMP_SECONDS = 3600
 TOUCH_SECONDS = 600
+#: GC leaves entries used this recently (more than TOUCH_SECONDS, the touch resolution):
+#: a running build may still need them, whatever the size target.
+GC_GRACE_SECONDS = 900
 ZSTD_LEVEL = 3
 #: Each stored action result ends with this protobuf field (REAPI decoders skip unknown
 #: fields) holding the SHA-256 of the bytes before it: protobuf has no checksum, and a
@@ -481,7 +484,8 @@ class Store:
     def gc(self, target_bytes: int | None = None) -> tuple[int, int] | None:
         """Evict least-recently-used entries down to ``target_bytes``.
 
-        Defaults to 80 % of the quota.  Returns (entries removed, bytes freed),
+        Defaults to 80 % of the quota.  Entries used in the last GC_GRACE_SECONDS
+        stay even when the target is not reached: running builds need them.  Returns (entries removed, bytes freed),
         or ``None`` when another process is already collecting.
         """
         lock_path = self.root / "gc.lock"
@@ -525,9 +529,12 @@ class Store:
         free = shutil.disk_usage(self.root).free
         removed = freed = 0
         evicted: set[str] = set()
-        for _mtime, kind, path, size in sorted(entries):
-            if total - freed <= target_bytes and free + freed >= floor:
+        recent = time.time() - GC_GRACE_SECONDS
+        for mtime, kind, path, size in sorted(entries):
+            if total - freed <= target_bytes and free + freed >= floor or mtime > recent:
                 break
+            if _mtime(path) != mtime:
+                continue  # used since the scan
             _unlink(path)
             removed += 1
             freed += size
@@ -548,6 +555,13 @@ class Store:
         except (OSError, StoreError):
             return False  # gone meanwhile, or corrupt: verify reports it
         return any(d.hash in hashes for d in self._referenced(result, touch=False))
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 def _sealed(body: bytes) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -16,13 +17,15 @@ from tests.hardening.helpers import output_files, verify_clean, write_project
 
 VARIANTS = [dict(small=24, large=3), dict(small=16, large=3), dict(small=24, large=2), dict(small=8, large=3)]
 GC_LOOP = """
-import io, pathlib, sys
+import io, pathlib, re, sys
 from ukbuild.cli import main
-stop, runs = pathlib.Path(sys.argv[2]), 0
+stop, runs, evicted = pathlib.Path(sys.argv[2]), 0, 0
 while not stop.exists():
-    assert main(["cache", "--cache-dir", sys.argv[1], "gc", "--max-size", sys.argv[3]], stdout=io.StringIO()) == 0
+    out = io.StringIO()
+    assert main(["cache", "--cache-dir", sys.argv[1], "gc", "--max-size", sys.argv[3]], stdout=out) == 0
     runs += 1
-print(runs)
+    evicted += int(re.search(r"removed (\\d+)", out.getvalue() + "removed 0").group(1))
+print(runs, evicted)
 """
 
 
@@ -42,16 +45,22 @@ def builder(project: Path, cache: Path, rounds: int, reference: dict[str, bytes]
 @pytest.mark.trials(3, 15)
 def test_four_builders_and_a_gc_loop(tmp_path: Path, private_tmpdir: Path, trials: int) -> None:
     """Four processes build overlapping graphs (shared actions, one private action each) into one
-    store while `ukbuild cache gc --max-size 256K` runs in a loop: every build succeeds with
-    outputs byte-equal to a private clean build, and the store verifies clean afterwards."""
+    store while `ukbuild cache gc --max-size 256K` runs in a loop.  Two of the graphs were built a
+    day ago (their entries aged), so the collector evicts what the builders are hitting.  Every
+    build succeeds with outputs byte-equal to a private clean build; the store verifies clean."""
     projects, references = [], []
     for n, variant in enumerate(VARIANTS):
         project = write_project(tmp_path / f"p{n}", **variant)
         assert ukbuild("build", "-C", project, "--cache-dir", tmp_path / f"ref{n}").code == 0
         references.append(output_files(project / "out"))
         projects.append(project)
+        shutil.rmtree(project / "out")
     cache, stop = tmp_path / "shared", tmp_path / "stop-gc"
-    assert ukbuild("cache", "--cache-dir", cache, "stats").code == 0
+    for project in projects[:2]:
+        assert ukbuild("build", "-C", project, "--cache-dir", cache).code == 0
+    yesterday = time.time() - 86400
+    for entry in cache.rglob("*"):
+        os.utime(entry, (yesterday, yesterday))
     start = time.monotonic()
     collector = subprocess.Popen([sys.executable, "-c", GC_LOOP, str(cache), str(stop), "256K"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -62,10 +71,11 @@ def test_four_builders_and_a_gc_loop(tmp_path: Path, private_tmpdir: Path, trial
         stop.touch()
         out, err = collector.communicate(timeout=60)
     assert collector.returncode == 0, err
-    print(f"gc-concurrency builds={builds} gc-runs={out.strip()} seconds={time.monotonic() - start:.1f}")
+    runs, evicted = out.split()
+    assert int(evicted) > 0, "the collector never evicted anything: the test proves nothing"
+    print(f"gc-concurrency builds={builds} gc-runs={runs} evicted={evicted} seconds={time.monotonic() - start:.1f}")
     verify_clean(cache)
     for project, reference in zip(projects, references, strict=True):
         shutil.rmtree(project / "out")
         assert ukbuild("build", "-C", project, "--cache-dir", cache).code == 0
         assert output_files(project / "out") == reference
-

@@ -55,3 +55,17 @@ def test_gc_leaves_no_result_pointing_at_an_evicted_blob(tmp_path: Path) -> None
     assert store.verify() == []
     assert store.get_action_result(with_file) is None and store.get_action_result(with_tree) is None
     assert store.read_bytes(tree) is not None  # the tree blob itself was recent: it stays
+
+
+def test_recently_used_entries_survive_any_target(tmp_path: Path) -> None:
+    """A running build's entries (written or used within the grace period) are kept even by
+    `gc --max-size 0`; only what is older goes.  An aggressive GC loop made builds fail with
+    'its stored outputs keep disappearing' (outputs evicted between execution and use)."""
+    store = Store(tmp_path / "cache")
+    fresh = store.put_bytes(b"just built")
+    old = store.put_bytes(b"built yesterday")
+    age(store, old, 86400)
+    key = Digest.of(b"key")
+    store.put_action_result(key, ActionResult((OutputFile("o", fresh),)))
+    assert store.gc(0) == (1, 4096)
+    assert store.get_action_result(key) is not None and not store.has(old)
