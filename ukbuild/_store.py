@@ -485,8 +485,9 @@ class Store:
         """Evict least-recently-used entries down to ``target_bytes``.
 
         Defaults to 80 % of the quota.  Entries used in the last GC_GRACE_SECONDS
-        stay even when the target is not reached: running builds need them.  Returns (entries removed, bytes freed),
-        or ``None`` when another process is already collecting.
+        stay even when the target is not reached: running builds need them.
+        Returns (entries removed, bytes freed), or ``None`` when another process
+        is already collecting.
         """
         lock_path = self.root / "gc.lock"
         try:

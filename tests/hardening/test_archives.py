@@ -160,7 +160,7 @@ class Server:
 
     def __init__(self, routes: dict[str, Callable[[http.server.BaseHTTPRequestHandler], None]]) -> None:
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 routes.get(self.path, lambda h: h.send_error(404))(self)
 
             def log_message(self, *_args: object) -> None:

@@ -15,7 +15,7 @@ import pytest
 from tests.core.helpers import ukbuild
 from tests.hardening.helpers import output_files, verify_clean, write_project
 
-VARIANTS = [dict(small=24, large=3), dict(small=16, large=3), dict(small=24, large=2), dict(small=8, large=3)]
+VARIANTS = [{"small": 24, "large": 3}, {"small": 16, "large": 3}, {"small": 24, "large": 2}, {"small": 8, "large": 3}]
 GC_LOOP = """
 import io, pathlib, re, sys
 from ukbuild.cli import main

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import ukbuild
-from tests.hardening.helpers import kill_group, output_files, start_build, verify_clean, write_project
+from tests.hardening.helpers import (
+    kill_group,
+    output_files,
+    start_build,
+    verify_clean,
+    write_project,
+)
 from ukbuild._store import Store
 
 SEED = int(os.environ.get("UKBUILD_HARDENING_SEED", "8"))

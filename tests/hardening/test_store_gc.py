@@ -6,7 +6,15 @@ import os
 import time
 from pathlib import Path
 
-from ukbuild._reapi import ActionResult, Digest, Directory, FileNode, OutputDirectory, OutputFile, Tree
+from ukbuild._reapi import (
+    ActionResult,
+    Digest,
+    Directory,
+    FileNode,
+    OutputDirectory,
+    OutputFile,
+    Tree,
+)
 from ukbuild._store import Store
 
 
