@@ -109,7 +109,7 @@ def test_bootloader_file_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """A missing syslinux file: the table's line, the file and the Debian package to install."""
-    from tests.core.helpers import ukbuild  # noqa: PLC0415 (the CLI in-process, so the search path can be patched)
+    from tests.core.helpers import ukbuild
 
     fake = tmp_path / "syslinux"
     fake.mkdir()

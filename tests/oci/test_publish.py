@@ -15,7 +15,13 @@ import pytest
 from ukbuild.api import BuildOptions
 from ukbuild.errors import ConfigError, EmitError
 from ukbuild.oci.layout import read_oci_layout, read_referrers, write_oci_layout
-from ukbuild.oci.model import BUILD_RECORD_TYPE, SBOM_SPDX_TYPE, Blob, artifact_manifest, canonical_json
+from ukbuild.oci.model import (
+    BUILD_RECORD_TYPE,
+    SBOM_SPDX_TYPE,
+    Blob,
+    artifact_manifest,
+    canonical_json,
+)
 from ukbuild.oci.registry import Credentials
 from ukbuild.oci.urunc import UruncSpec, urunc_image
 from ukbuild.publish import credentials_from_env, parse_reference, push_image, push_layout

@@ -154,3 +154,19 @@ def test_tree_with_a_fifo_is_refused(tmp_path: Path) -> None:
         entries_from_tree(tmp_path)
     with pytest.raises(EmitError, match="not a directory"):
         entries_from_tree(tmp_path / "missing")
+
+
+def test_gzip_blocks_do_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Multi-block layers compress in parallel; 1 or 8 threads give the same valid gzip."""
+    import os
+    import random
+
+    from ukbuild.oci.tar import GZIP_BLOCK
+
+    rng = random.Random(3)
+    data = bytes(rng.choices(b"abc defgh\n", k=3 * GZIP_BLOCK + 12345))
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    one = gzip_bytes(data)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert gzip_bytes(data) == one
+    assert gzip.decompress(one) == data

@@ -18,6 +18,7 @@ import struct
 import tarfile
 import zlib
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +33,9 @@ Compression = Literal["gzip", "zstd", "none"]
 COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "none")
 
 GZIP_LEVEL = 9
+#: Deflate block size of gzip layers; part of the format (changing it changes layer bytes).
+GZIP_BLOCK = 1 << 20
+_WINDOW = 32 * 1024
 ZSTD_LEVEL = 12
 
 _LAYER_MEDIA_TYPES: dict[str, str] = {
@@ -210,9 +214,30 @@ def tar_bytes(entries: Iterable[TarEntry], *, mtime: int = 0, parents: bool = Tr
 
 
 def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
-    """gzip with mtime 0, no file name and OS byte 255, whatever the Python version."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8)
-    body = compressor.compress(data) + compressor.flush()
+    """gzip with mtime 0, no file name and OS byte 255, whatever the Python version.
+
+    The deflate stream is cut into :data:`GZIP_BLOCK` blocks as pigz does:
+    each is primed with the 32 KiB before it and ends with a sync flush, so
+    the blocks compress in parallel (zlib releases the GIL) and the bytes do
+    not depend on the number of threads.
+    """
+    view = memoryview(data)
+    starts = range(0, max(len(data), 1), GZIP_BLOCK)
+
+    def block(start: int) -> bytes:
+        window = bytes(view[max(0, start - _WINDOW) : start])
+        args = (level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY)
+        compressor = zlib.compressobj(*args, window) if window else zlib.compressobj(*args)
+        last = start + GZIP_BLOCK >= len(data)
+        return compressor.compress(view[start : start + GZIP_BLOCK]) + compressor.flush(
+            zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH
+        )
+
+    if len(starts) == 1:
+        body = block(0)
+    else:
+        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+            body = b"".join(pool.map(block, starts))
     xfl = 2 if level == 9 else (4 if level == 1 else 0)
     header = b"\x1f\x8b\x08\x00" + struct.pack("<I", 0) + bytes([xfl, 255])
     return header + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ukbuild.model import Action, PathInput
-from ukbuild.plugins import Backend, DetectContext, Detection, ImageMetadata, UnikernelSpec, hookimpl
+from ukbuild.plugins import (
+    Backend,
+    DetectContext,
+    Detection,
+    ImageMetadata,
+    UnikernelSpec,
+    hookimpl,
+)
 from ukbuild.toolchains import detect_host_toolchain
 
 
