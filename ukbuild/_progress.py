@@ -50,7 +50,9 @@ class _PlainLines:
 
 
 def _failure(err: TextIO, e: Event) -> None:
-    print(f"error: {e['message']}", file=err)
+    origin = e.get("origin")
+    where = f"{origin}: " if origin and origin != "<python>" else ""
+    print(f"error: {where}{e['message']}", file=err)
     if e.get("detail"):
         print("\n".join("  | " + line for line in e["detail"].splitlines()), file=err)
     if e.get("log"):

@@ -204,7 +204,8 @@ class Scheduler:
             finish(name, Outcome(name, "failed", key, error=exc))
             log = str(self.executor.log_path(actions[name])) if key is not None else None
             self.emit("action-failed", action=name, key=str(key) if key else None, message=exc.message,
-                      reason=exc.reason, log=log if log and os.path.exists(log) else None, detail=exc.detail)
+                      reason=exc.reason, log=log if log and os.path.exists(log) else None, detail=exc.detail,
+                      origin=str(actions[name].origin))
             stack = list(users[name])
             while stack:
                 user = stack.pop()

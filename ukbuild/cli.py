@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("target", metavar="UNIKERNEL")
     r.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="appended to its command line")
 
+    ps = sub.add_parser("push", help="build an OCI image and push it to a registry")
+    project_args(ps)
+    ps.add_argument("image", metavar="IMAGE", help="an [image.NAME] of format oci")
+    ps.add_argument("reference", metavar="REF", help="host[:port]/repository[:tag]")
+    ps.add_argument("--insecure", action="store_true", help="plain HTTP (only to a loopback registry)")
+    ps.add_argument("--ca-file", help="trust this CA certificate for the registry's TLS")
+
     bk = sub.add_parser("backends", help="installed backends and whether their toolchains are found")
     bk.add_argument("--json", action="store_true", help="one JSON document (schema: backends-v1)")
 
@@ -191,7 +198,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         cache_dir=Path(args.cache_dir).absolute() if args.cache_dir else None,
         overrides=_overrides(getattr(args, "override", [])),
         state_dir=Path(args.state_dir).absolute() if args.state_dir else None,
-        **({} if args.command in ("explain", "run") else {
+        **({} if args.command in ("explain", "run", "push") else {
             "jobs": args.jobs, "keep_going": args.keep_going, "use_cache": not args.no_cache,
             "mirrors": tuple(args.mirror), "keep_scratch": args.keep_scratch, "remote": _remote(args),
             "scratch_dir": Path(args.scratch_dir).absolute() if args.scratch_dir else None,
@@ -199,6 +206,17 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     if args.command == "explain":
         return _explain(project, args.target, options, args.json, out)
+    if args.command == "push":
+        from .publish import credentials_from_env, push_image  # noqa: PLC0415
+
+        report = push_image(project, args.image, args.reference, options=options,
+                            credentials=credentials_from_env(os.environ), insecure=args.insecure,
+                            ca_file=args.ca_file)
+        out.write(f"pushed {report.reference}@{report.digest}: {len(report.uploaded)} blobs uploaded, "
+                  f"{len(report.skipped)} already there\n")
+        for tag in report.referrers_fallback_tags:
+            out.write(f"  referrers: {tag}\n")
+        return 0
     if args.command == "run":
         extra = args.args[1:] if args.args[:1] == ["--"] else args.args
 

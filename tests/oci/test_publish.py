@@ -176,3 +176,19 @@ def test_push_image_refuses_what_it_cannot_push(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"ukbuild\.toml:\d+: image\.hello-disk: format 'raw' cannot be pushed"):
         push_image(project, "hello-disk", "127.0.0.1:1/x", insecure=True)
     assert not (project / "out").exists()  # nothing was built
+
+
+@pytest.mark.realtool(*BUILD_TOOLS, "docker-registry", "skopeo")
+def test_push_command(registry: Any, tmp_path: Path) -> None:
+    """`ukbuild push` builds and pushes; a second push uploads nothing."""
+    from tests.core.helpers import ukbuild  # noqa: PLC0415
+
+    project = _example(tmp_path)
+    args = ("push", "-C", project, "--cache-dir", tmp_path / "cache", "hello-oci", f"{registry.host}/cli/hello:v2", "--insecure")
+    first = ukbuild(*args)
+    assert first.code == 0, first.err
+    assert first.out.startswith(f"pushed {registry.host}/cli/hello:v2@sha256:")
+    second = ukbuild(*args)
+    assert " 0 blobs uploaded" in second.out
+    refused = ukbuild("push", "-C", project, "--cache-dir", tmp_path / "cache", "hello-oci", "not a reference")
+    assert refused.code == 2 and "error:" in refused.err
