@@ -25,6 +25,7 @@ import attrs
 from . import _sources
 from ._journal import stat_key
 from ._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
+from ._sandbox import wrap
 from ._store import Store
 from ._trees import DirEntry, FileEntry, LinkEntry, flatten_tree, scan, tree_message, walk
 from .errors import BuildError, Cancelled, SourceError, UkbuildError
@@ -78,8 +79,10 @@ class Executor:
         mirrors: tuple[str, ...] = (),
         keep_scratch: bool = False,
         checks: Mapping[str, Callable[[Path], None]] | None = None,
+        sandbox: bool = False,
     ) -> None:
         self.checks = checks or {}
+        self.sandbox = sandbox
         self.store = store
         self.project_root = project_root
         self.scratch_root = scratch_root
@@ -242,15 +245,23 @@ class Executor:
         tmp = scratch / "tmp"
         home.mkdir()
         tmp.mkdir()
-        root = str(work)
+        root = LOGICAL_WORKDIR if self.sandbox else str(work)
         merged = {**dict(toolchain.env), **action_env(action)} if toolchain else action_env(action)
         env = {k: v.replace(WORK_VAR, root) for k, v in merged.items()}
-        env.update({"PATH": os.pathsep.join(path), "HOME": str(home), "TMPDIR": str(tmp), "UKBUILD_WORK": root})
+        env.update({"PATH": os.pathsep.join(path), "HOME": str(home),
+                    "TMPDIR": "/tmp" if self.sandbox else str(tmp), "UKBUILD_WORK": root})
         argv = [a.replace(WORK_VAR, root) for a in action.argv]
         cwd = work / action.workdir
         cwd.mkdir(parents=True, exist_ok=True)
         for output in action.outputs:
             (work / output.rstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        if self.sandbox:
+            # What the action runs must stay visible if it lives under /tmp: the toolchain,
+            # and for ukbuild's own programs the interpreter's venv and ukbuild itself.
+            visible = [Path(p) for p in path] + [Path(sys.executable).parent.parent, Path(__file__).parent.parent]
+            visible += [Path(toolchain.prefix)] if toolchain and toolchain.prefix else []
+            argv = wrap(argv, work, workdir=action.workdir, writable=[home], readonly=visible)
+            cwd = work
         with open(log, "wb") as out:
             try:
                 proc = subprocess.Popen(

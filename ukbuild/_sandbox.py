@@ -48,11 +48,20 @@ def _host_root_args() -> list[str]:
     return args
 
 
-def wrap(argv: Sequence[str], work: Path, *, workdir: str = "", writable: Sequence[Path] = ()) -> list[str]:
+def wrap(
+    argv: Sequence[str],
+    work: Path,
+    *,
+    workdir: str = "",
+    writable: Sequence[Path] = (),
+    readonly: Sequence[Path] = (),
+) -> list[str]:
     """``argv`` to run under bwrap with ``work`` at /ukbuild/work, starting in ``workdir`` below it.
 
     ``writable`` paths (e.g. the action's HOME) are bound writable at their own
-    path.  Paths in ``argv`` and the environment must name the scratch dir as
+    path; ``readonly`` paths under the private ``/tmp`` (a toolchain or an
+    interpreter installed there) are bound read-only so they stay visible.
+    Paths in ``argv`` and the environment must name the scratch dir as
     /ukbuild/work: its host path is read-only inside.
     """
     logical = LOGICAL_WORKDIR.rstrip("/")
@@ -63,6 +72,8 @@ def wrap(argv: Sequence[str], work: Path, *, workdir: str = "", writable: Sequen
         "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
         "--bind", str(work), logical,
     ]
+    for path in sorted({str(p) for p in readonly if str(p).startswith("/tmp/") and os.path.exists(p)}):
+        args += ["--ro-bind", path, path]
     for path in writable:
         args += ["--bind", str(path), str(path)]
     return [*args, "--remount-ro", "/", "--chdir", chdir, "--", *argv]

@@ -77,6 +77,9 @@ class BuildOptions:
     remote: RemoteConfig | None = None
     #: Journal, no-op record and logs (default ``OUT/.ukbuild``).
     state_dir: Path | None = None
+    #: Run each action under bubblewrap: no network, no writes outside its scratch dir,
+    #: which it sees at /ukbuild/work (for recipes you do not trust; see docs/reliability.md).
+    sandbox: bool = False
 
 
 @attrs.frozen
@@ -263,11 +266,19 @@ class Build:
                        out_dir=str(session.out_dir), cache_dir=str(session.cache_dir) if session.cache_dir else None)
         needed = closure(project.actions, self.targets)
         toolchains = session.toolchains(a.toolchain for n in needed if (a := project.actions[n]).toolchain)
+        if options.sandbox:
+            from ._sandbox import bwrap_available  # noqa: PLC0415
+
+            if not bwrap_available():
+                raise ToolchainError(
+                    "--sandbox: bubblewrap (bwrap) is not installed or cannot create namespaces here",
+                    hint="apt-get install bubblewrap, or build without --sandbox", reason="no-sandbox",
+                )
         executor = Executor(
             session.store, session.root,
             scratch_root=Path(options.scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}"),
             log_dir=session.state_dir / "logs", mirrors=options.mirrors, keep_scratch=options.keep_scratch,
-            checks=session.checks(project.actions[n] for n in needed),
+            checks=session.checks(project.actions[n] for n in needed), sandbox=options.sandbox,
         )
         scheduler = Scheduler(
             project, session.store, executor, toolchains, session.digests, session.history, self._bus.emit,

@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--mirror", action="append", default=[], metavar="DIR|URL", help="look for archives here first")
     b.add_argument("--keep-scratch", action="store_true", help="keep each action's scratch dir")
     b.add_argument("--scratch-dir", help="where actions run (default: $TMPDIR/ukbuild-UID)")
+    b.add_argument("--sandbox", action="store_true",
+                   help="run actions under bubblewrap: no network, no writes outside their scratch dir")
     b.add_argument("--depfile", metavar="FILE", help="write a Make depfile: the first output depends on every input read")
     b.add_argument("--remote-cache", metavar="URL", default=os.environ.get("UKBUILD_REMOTE_CACHE"),
                    help="shared cache: http(s)://… (bazel-remote protocol) or grpc(s)://… (REAPI); "
@@ -202,6 +204,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "jobs": args.jobs, "keep_going": args.keep_going, "use_cache": not args.no_cache,
             "mirrors": tuple(args.mirror), "keep_scratch": args.keep_scratch, "remote": _remote(args),
             "scratch_dir": Path(args.scratch_dir).absolute() if args.scratch_dir else None,
+            "sandbox": args.sandbox,
         }),
     )
     if args.command == "explain":
