@@ -52,7 +52,7 @@ def _identity(data: bytes) -> bytes:
 class GrpcCache(RemoteCache):
     def __init__(self, config: RemoteConfig) -> None:
         self.name = config.url + (f" (instance {config.instance!r})" if config.instance else "")
-        self._instance = config.instance
+        self.instance = config.instance
         self._timeout = config.timeout
         target = config.url.split("://", 1)[1].rstrip("/")
         options = [
@@ -94,6 +94,19 @@ class GrpcCache(RemoteCache):
             retryable=name in RETRYABLE,
         )
 
+    def call(self, method: str, request: bytes, *, timeout: float | None = None) -> bytes | None:
+        """One unary call to any service on this channel; ``None`` for NOT_FOUND."""
+        return self._unary(method, request, timeout=timeout)
+
+    def open_stream(self, method: str, request: bytes) -> Any:
+        """A server-streaming call with no deadline: iterate it; ``cancel()`` stops it."""
+        call = self._channel.unary_stream(method, _identity, _identity)
+        return call(request, metadata=self._metadata)
+
+    def rpc_error(self, method: str, exc: Any) -> RemoteError:
+        """A :class:`RemoteError` for a failed call (retryable when the code says so)."""
+        return self._error(method, exc)
+
     def _deadline(self, size: int) -> float:
         return self._timeout + size / MIN_RATE
 
@@ -105,7 +118,7 @@ class GrpcCache(RemoteCache):
         return self._batch_limit
 
     def capabilities(self) -> _wire.Capabilities:
-        data = self._unary(CAPABILITIES, _wire.get_capabilities_request(self._instance))
+        data = self._unary(CAPABILITIES, _wire.get_capabilities_request(self.instance))
         if data is None:
             raise RemoteError(f"{self.name}: no capabilities for this instance")
         return _wire.Capabilities.decode(data)
@@ -128,7 +141,7 @@ class GrpcCache(RemoteCache):
         return digest.size + BATCH_OVERHEAD <= self.batch_limit()
 
     def _resource(self, tail: str) -> str:
-        return f"{self._instance}/{tail}" if self._instance else tail
+        return f"{self.instance}/{tail}" if self.instance else tail
 
     # --- RemoteCache ------------------------------------------------------------
 
@@ -136,7 +149,7 @@ class GrpcCache(RemoteCache):
         wanted = sorted({d for d in digests if d != EMPTY})
         missing: set[Digest] = set()
         for start in range(0, len(wanted), 10_000):
-            request = _wire.find_missing_request(self._instance, wanted[start : start + 10_000])
+            request = _wire.find_missing_request(self.instance, wanted[start : start + 10_000])
             data = self._unary(CAS + "FindMissingBlobs", request)
             if data is None:
                 raise RemoteError(f"{self.name}: FindMissingBlobs: instance not found")
@@ -148,7 +161,7 @@ class GrpcCache(RemoteCache):
         small = [d for d in sorted(by_digest) if self._small(d)]
         for batch in self._batches(small):
             request = _wire.batch_update_request(
-                self._instance, ((d, by_digest[d].read()) for d in batch)
+                self.instance, ((d, by_digest[d].read()) for d in batch)
             )
             size = sum(d.size for d in batch)
             data = self._unary(CAS + "BatchUpdateBlobs", request, timeout=self._deadline(size))
@@ -201,7 +214,7 @@ class GrpcCache(RemoteCache):
             store.put_bytes(b"")
         small = [d for d in wanted if d != EMPTY and self._small(d)]
         for batch in self._batches(small):
-            request = _wire.batch_read_request(self._instance, batch)
+            request = _wire.batch_read_request(self.instance, batch)
             size = sum(d.size for d in batch)
             data = self._unary(CAS + "BatchReadBlobs", request, timeout=self._deadline(size))
             answered = {
@@ -251,7 +264,7 @@ class GrpcCache(RemoteCache):
 
     def get_action_result(self, key: Digest) -> ActionResult | None:
         data = self._unary(
-            AC + "GetActionResult", _wire.get_action_result_request(self._instance, key)
+            AC + "GetActionResult", _wire.get_action_result_request(self.instance, key)
         )
         if data is None:
             return None
@@ -263,7 +276,7 @@ class GrpcCache(RemoteCache):
             ) from None
 
     def update_action_result(self, key: Digest, result: ActionResult) -> None:
-        request = _wire.update_action_result_request(self._instance, key, result)
+        request = _wire.update_action_result_request(self.instance, key, result)
         if self._unary(AC + "UpdateActionResult", request) is None:
             raise RemoteError(f"{self.name}: UpdateActionResult: instance not found")
 
