@@ -1,4 +1,4 @@
-"""``[image.NAME]`` tables → image actions (raw disk, ISO, OCI layout and archives).
+"""``[image.NAME]`` tables → image actions (raw disk, ISO, OCI layout and archives, data images).
 
     [image.hello-disk]
     unikernel = "hello"
@@ -6,20 +6,42 @@
     cmdline = "…"           # default: what the unikernel's backend says
     size_mib = 16           # raw only (default: fits the kernel, at least 8)
     label = "UKBOOT"        # raw and iso volume label
+    bootloader = "syslinux" # raw only: syslinux (default) | grub
     files = { "motd.txt" = "data/motd.txt" }   # extra files in the image
     tag = "latest"          # OCI formats
     compression = "gzip"    # OCI layers: gzip | zstd | none
     urunc = true            # OCI: add urunc keys (guest and monitor from the backend)
     kraftkit = false        # OCI: add a KraftKit qemu/x86_64 entry
 
-Each image is one action running ``ukbuild-emit`` on the staged kernel;
-the bootloader files it reads are inputs (keyed by content), and the tools
-it drives (``syslinux``, ``xorriso``) are its toolchain.  What can be checked
-before building is checked here, so the error names the table's
-``file:line``: a kernel format raw disks and ISOs cannot boot, a command line
-syslinux would change, a guest/monitor pair urunc refuses, a missing
-bootloader file, options that do not apply to the format.  OCI layouts and
-archives carry a build record and an SPDX SBOM as referrers
+A **data image** has no kernel: a file system for a unikernel to mount
+(:mod:`ukbuild.disk.dataimage`)::
+
+    [image.www]
+    format = "ext2"         # ext2 | iso9660 | fat | ffs
+    tree = "www/"           # a project directory: the image's content
+    files = { "etc/motd" = "motd.txt" }         # more files (path in the image = project path)
+    size_mib = 8            # ext2, fat, ffs (default: fits the content)
+    label = "WWW"           # ext2, iso9660, fat (default "DATA")
+    owner = "0:0"           # UID:GID of every entry
+    file_mode = "0644"      # every file; dir_mode = "0755" every directory
+    modes = { "bin/run" = "0755" }              # per path (file or directory)
+    owners = { "home/app" = "1000:1000" }       # per path
+
+Nothing is taken from the checkout but names, bytes and link targets, so
+the image is the same whatever the umask or the checkout's owners.  FAT
+holds no owners, modes or symlinks and only 8.3 names: asking for them is
+an error, not a silent loss.
+
+Each image is one action running ``ukbuild-emit`` on the staged kernel or
+tree; the bootloader files it reads are inputs (keyed by content), and the
+tools it drives (``syslinux``, ``grub-mkimage``, ``xorriso``, ``mke2fs``,
+``debugfs``, ``makefs``) are its toolchain.  What can be checked before
+building is checked here, so the error names the table's ``file:line``: a
+kernel format raw disks and ISOs cannot boot, a command line the boot
+loader would change, a guest/monitor pair urunc refuses, a missing
+bootloader file, options that do not apply to the format, owners, modes,
+labels and FAT names that cannot be stored.  OCI layouts and archives carry
+a build record and an SPDX SBOM as referrers
 (:mod:`ukbuild.emitters.provenance`).
 """
 
@@ -39,12 +61,17 @@ from .plugins import ImageMetadata
 T = TypeVar("T")
 
 STEP_VERSION = 2
-OPTIONS = {"unikernel", "format", "cmdline", "size_mib", "label", "files", "tag", "compression", "urunc", "kraftkit"}
+OPTIONS = {"unikernel", "format", "cmdline", "size_mib", "label", "files", "tag", "compression", "urunc", "kraftkit",
+           "bootloader"}
+DATA_OPTIONS = {"format", "tree", "files", "size_mib", "label", "owner", "file_mode", "dir_mode", "modes", "owners"}
 DISK_FORMATS = ("raw", "iso")
+DATA_FORMATS = ("ext2", "iso9660", "fat", "ffs")
+BOOTLOADERS = ("syslinux", "grub")
 #: Options that only apply to some formats.
 ONLY_FOR: Mapping[str, tuple[str, ...]] = {
-    "size_mib": ("raw",),
-    "label": DISK_FORMATS,
+    "size_mib": ("raw", "ext2", "fat", "ffs"),
+    "label": (*DISK_FORMATS, "ext2", "iso9660", "fat"),
+    "bootloader": ("raw",),
     "tag": ("oci", "oci-archive", "docker-archive"),
     "compression": ("oci", "oci-archive", "docker-archive"),
     "urunc": ("oci", "oci-archive", "docker-archive"),
@@ -58,13 +85,20 @@ FORMATS: Mapping[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "oci": ("oci/{name}/", (), ()),
     "oci-archive": ("image/{name}.oci.tar", (), ()),
     "docker-archive": ("image/{name}.docker.tar", (), ()),
+    "ext2": ("image/{name}.ext2", ("mke2fs", "debugfs"), ()),
+    "iso9660": ("image/{name}.iso", ("xorriso",), ()),
+    "fat": ("image/{name}.fat", (), ()),
+    "ffs": ("image/{name}.ffs", ("makefs",), ()),
 }
+#: Raw disks booted by GRUB use their own toolchain and boot file.
+GRUB_TOOLS = ("grub-mkimage",)
 
 
 @attrs.frozen
 class ImageSpec:
     name: str
-    unikernel: str
+    #: The kernel it boots or packs (``None`` for data images).
+    unikernel: str | None
     format: str
     output: str
     origin: Origin
@@ -77,11 +111,19 @@ def toolchain_name(fmt: str) -> str:
 
 
 def emit_toolchains(formats: set[str], origin: Origin) -> dict[str, ToolchainSpec]:
-    """The implicit toolchains image actions use: the host tools each format drives."""
-    return {
+    """The implicit toolchains image actions use: the host tools each format drives.
+
+    A raw disk gets two, syslinux's and GRUB's; only the one its action
+    uses is ever detected.
+    """
+    specs = {
         toolchain_name(f): ToolchainSpec(toolchain_name(f), FORMATS[f][1], origin, launchers=("ukbuild-emit",))
         for f in formats
     }
+    if "raw" in formats:
+        name = toolchain_name("raw-grub")
+        specs[name] = ToolchainSpec(name, GRUB_TOOLS, origin, launchers=("ukbuild-emit",))
+    return specs
 
 
 def image_action(name: str, table: Mapping[str, object], meta: ImageMetadata, origin: Origin) -> tuple[ImageSpec, Action]:
@@ -108,11 +150,15 @@ def image_action(name: str, table: Mapping[str, object], meta: ImageMetadata, or
     cmdline = table.get("cmdline", meta.cmdline)
     if not isinstance(cmdline, str):
         raise bad("cmdline", "expected a string", 'cmdline = "…"')
+    bootloader = table.get("bootloader", "syslinux")
+    if bootloader not in BOOTLOADERS:
+        raise bad("bootloader", f"unknown boot loader {bootloader!r}", "one of: " + ", ".join(BOOTLOADERS))
     if fmt in DISK_FORMATS:
-        _check_disk_kernel(meta, cmdline, bad)
+        _check_disk_kernel(meta, cmdline, bad, grub=bootloader == "grub")
     argv = ["ukbuild-emit", fmt, "--kernel", meta.kernel, "--out", output.rstrip("/"), "--cmdline", cmdline,
             "--name", name]
-    for key, flag in (("label", "--label"), ("tag", "--tag"), ("compression", "--compression")):
+    for key, flag in (("label", "--label"), ("tag", "--tag"), ("compression", "--compression"),
+                      ("bootloader", "--bootloader")):
         if key in table:
             if not isinstance(table[key], str):
                 raise bad(key, "expected a string", f'{key} = "…"')
@@ -139,15 +185,108 @@ def image_action(name: str, table: Mapping[str, object], meta: ImageMetadata, or
         argv.append("--kraftkit")
     if fmt not in DISK_FORMATS:
         argv += ["--unikernel", unikernel, "--kernel-format", meta.kernel_format]
+    toolchain = toolchain_name(fmt)
+    if bootloader == "grub":
+        from .disk import grub
+
+        toolchain, boot_files = toolchain_name("raw-grub"), ()
+        path = str(grub.MODULE_DIR / "boot.img")
+        _check(bad, "bootloader", grub.boot_image, "install the package named above")
+        inputs.append(ExternalInput(path, ".boot-inputs/boot.img", "grub-boot.img"))
     for boot_file in boot_files:
         path = _check(bad, "format", functools.partial(_bootloader_path, boot_file), "install the package named above")
         inputs.append(ExternalInput(path, f".boot-inputs/{boot_file}", f"syslinux-{boot_file}"))
     action = Action(
-        name=name, argv=argv, outputs=[output], inputs=inputs, toolchain=toolchain_name(fmt),
+        name=name, argv=argv, outputs=[output], inputs=inputs, toolchain=toolchain,
         step=f"image/{fmt}", step_version=STEP_VERSION, origin=origin,
     )
     tag = None if fmt in DISK_FORMATS else str(table.get("tag", "latest"))
     return ImageSpec(name, unikernel, fmt, output, origin, tag), action
+
+
+def data_image_action(name: str, table: Mapping[str, object], origin: Origin) -> tuple[ImageSpec, Action]:
+    """Validate one ``[image.NAME]`` table of a data format (no kernel) and plan its action."""
+    from .disk import dataimage, fat
+    from .disk.tree import Owner, clean_path, parse_mode
+
+    where = f"{origin}: image.{name}"
+
+    def bad(field: str, message: str, hint: str) -> ConfigError:
+        return ConfigError(f"{where}.{field}: {message}", hint=hint, reason="bad-value")
+
+    for key in table:
+        if key not in DATA_OPTIONS:
+            hint = "allowed for data images: " + ", ".join(sorted(DATA_OPTIONS))
+            if key in OPTIONS:
+                hint = f"{key} is for images of a unikernel; " + hint
+            raise ConfigError(f"{where}.{key}: unknown field", hint=hint, reason="unknown-field")
+    fmt = str(table["format"])
+    for key, formats in ONLY_FOR.items():
+        if key in table and fmt not in formats:
+            raise bad(key, f"does not apply to format {fmt!r}", f"{key} is for: {', '.join(formats)}; remove it")
+    if fmt == "fat":
+        for key in ("owner", "owners", "file_mode", "dir_mode", "modes"):
+            if key in table:
+                raise bad(key, "a FAT file system stores no owners or modes",
+                          'remove it, or use format = "ext2", "iso9660" or "ffs"')  # fmt: skip
+    output = FORMATS[fmt][0].format(name=name)
+    argv = ["ukbuild-emit", fmt, "--out", output, "--name", name]
+    inputs: list[Input] = []
+
+    def text(key: str, example: str) -> str:
+        value = table[key]
+        if not isinstance(value, str):
+            raise bad(key, "expected a string", f"{key} = {example}")
+        return value
+
+    def text_table(key: str, example: str) -> dict[str, str]:
+        value = table.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise bad(key, "expected a table of image path = string", f"{key} = {example}")
+        return {_check(bad, key, functools.partial(clean_path, k, where=repr(k)), example): v for k, v in value.items()}
+
+    if "tree" in table:
+        tree = text("tree", '"www/"').rstrip("/")
+        if not tree or tree.startswith("/") or ".." in tree.split("/"):
+            raise bad("tree", f"expected a directory of the project, got {table['tree']!r}", 'tree = "www/"')
+        inputs.append(PathInput(tree, "tree"))
+        argv += ["--tree", "tree"]
+    files = text_table("files", '{ "etc/motd" = "motd.txt" }')
+    for image_path, path in sorted(files.items()):
+        if fmt == "fat":
+            for part in image_path.split("/"):
+                _check(bad, "files", functools.partial(fat.short_name, part, where=image_path), "use 8.3 names on FAT")
+        inputs.append(PathInput(path, f"files/{image_path}"))
+        argv += ["--file", f"{image_path}=files/{image_path}"]
+    if "label" in table:
+        label = text("label", '"DATA"')
+        _check(bad, "label", functools.partial(dataimage.check_label, fmt, label), 'label = "DATA"')
+        argv += ["--label", label]
+    if "size_mib" in table:
+        size, minimum = table["size_mib"], dataimage.MIN_SIZE_MIB[fmt]
+        if not isinstance(size, int) or isinstance(size, bool) or size < minimum:
+            raise bad("size_mib", f"expected an integer of at least {minimum} for {fmt}", f"size_mib = {minimum * 2}")
+        argv += ["--size-mib", str(size)]
+    if "owner" in table:
+        owner = text("owner", '"0:0"')
+        _check(bad, "owner", functools.partial(Owner.parse, owner, where="owner"), 'owner = "0:0"')
+        argv += ["--owner", owner]
+    for key, flag in (("file_mode", "--file-mode"), ("dir_mode", "--dir-mode")):
+        if key in table:
+            mode = text(key, '"0644"')
+            _check(bad, key, functools.partial(parse_mode, mode, where=key), f'{key} = "0644"')
+            argv += [flag, mode]
+    for path, mode in sorted(text_table("modes", '{ "bin/run" = "0755" }').items()):
+        _check(bad, "modes", functools.partial(parse_mode, mode, where=path), '{ "bin/run" = "0755" }')
+        argv += ["--mode", f"{path}={mode}"]
+    for path, owner in sorted(text_table("owners", '{ "home/app" = "1000:1000" }').items()):
+        _check(bad, "owners", functools.partial(Owner.parse, owner, where=path), '{ "home/app" = "1000:1000" }')
+        argv += ["--owner-of", f"{path}={owner}"]
+    action = Action(
+        name=name, argv=argv, outputs=[output], inputs=inputs, toolchain=toolchain_name(fmt),
+        step=f"image/{fmt}", step_version=STEP_VERSION, origin=origin,
+    )
+    return ImageSpec(name, None, fmt, output, origin), action
 
 
 def _check(bad: Callable[[str, str, str], ConfigError], field: str, check: Callable[[], T], hint: str) -> T:
@@ -158,9 +297,14 @@ def _check(bad: Callable[[str, str, str], ConfigError], field: str, check: Calla
         raise bad(field, exc.message, exc.hint or hint) from exc
 
 
-def _check_disk_kernel(meta: ImageMetadata, cmdline: str, bad: Callable[[str, str, str], ConfigError]) -> None:
-    """Raw disks and ISOs boot Multiboot kernels, with a command line syslinux passes verbatim."""
-    from .disk.syslinux import check_cmdline
+def _check_disk_kernel(
+    meta: ImageMetadata, cmdline: str, bad: Callable[[str, str, str], ConfigError], *, grub: bool
+) -> None:
+    """Raw disks and ISOs boot Multiboot kernels, with a command line the boot loader passes verbatim."""
+    from .disk import grub as grub_loader
+    from .disk import syslinux
+
+    check_cmdline = grub_loader.check_cmdline if grub else syslinux.check_cmdline
 
     if not meta.kernel_format.startswith("multiboot"):
         raise bad("format", f"a {meta.kernel_format} kernel is not Multiboot and cannot boot from a raw disk or ISO",

@@ -141,12 +141,18 @@ def _tree(files: Iterable[tuple[str, bytes]]) -> _Dir:
             msg = f"{path!r}: not a clean relative path for a file on the disk"
             raise EmitError(msg, reason="bad-file-name")
         node = root
-        for i, part in enumerate(parts[:-1]):
+        dirs = parts if path.endswith("/") else parts[:-1]
+        for i, part in enumerate(dirs):
             child = node.entries.setdefault(part.lower(), _Dir("/".join(parts[: i + 1]), part))
             if not isinstance(child, _Dir):
                 msg = f"{path!r}: {'/'.join(parts[: i + 1])!r} is a file, not a directory"
                 raise EmitError(msg, reason="file-clash")
+            if child.name != part:
+                msg = f"{path!r}: clashes with directory {child.path!r} (FAT names ignore case)"
+                raise EmitError(msg, reason="file-clash")
             node = child
+        if path.endswith("/"):
+            continue
         if parts[-1].lower() in node.entries:
             msg = f"{path!r}: given twice, or clashes with a directory (FAT names ignore case)"
             raise EmitError(msg, reason="file-clash")
@@ -163,7 +169,8 @@ class FatVolume:
     """A FAT16 volume of ``total_sectors`` holding ``files``.
 
     ``files`` is a collection of (path in the volume, contents); directories
-    are created as needed.  ``hidden_sectors`` is the LBA at which the
+    are created as needed, and a path ending in ``/`` is a (possibly empty)
+    directory.  ``hidden_sectors`` is the LBA at which the
     partition starts; boot code relies on it.
     """
 

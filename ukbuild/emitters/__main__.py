@@ -1,4 +1,6 @@
-"""``ukbuild-emit FORMAT --kernel K --out O …``: write one image from a staged kernel.
+"""``ukbuild-emit FORMAT --kernel K --out O …``: write one image from a staged kernel, or
+``ukbuild-emit DATA-FORMAT --out O [--tree DIR] [--file NAME=PATH] …``: a data image
+(ext2, iso9660, fat, ffs) from a staged tree and files, with explicit owners and modes.
 
 Runs inside an action's scratch directory; every path is relative to it.
 Exit status 2 and an ``error:`` line for bad input, never a traceback; the
@@ -20,16 +22,25 @@ from typing import Any
 from ukbuild.errors import UkbuildError
 
 FORMATS = ("raw", "iso", "oci", "oci-archive", "docker-archive")
+DATA_FORMATS = ("ext2", "iso9660", "fat", "ffs")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ukbuild-emit")
-    p.add_argument("format", choices=FORMATS)
-    p.add_argument("--kernel", required=True)
+    p.add_argument("format", choices=FORMATS + DATA_FORMATS)
+    p.add_argument("--kernel", help="the staged kernel (every format but the data images)")
     p.add_argument("--out", required=True)
     p.add_argument("--cmdline", default="")
-    p.add_argument("--label", default="UKBOOT")
+    p.add_argument("--label")
     p.add_argument("--size-mib", type=int)
+    p.add_argument("--bootloader", default="syslinux", choices=("syslinux", "grub"), help="raw disks")
+    p.add_argument("--tree", help="data images: a staged directory (missing: empty)")
+    p.add_argument("--owner", default="0:0", help="data images: UID:GID of every entry")
+    p.add_argument("--file-mode", default="0644", help="data images: mode of every file")
+    p.add_argument("--dir-mode", default="0755", help="data images: mode of every directory")
+    p.add_argument("--mode", action="append", default=[], metavar="PATH=MODE", help="data images: one path's mode")
+    p.add_argument("--owner-of", action="append", default=[], metavar="PATH=UID:GID",
+                   help="data images: one path's owner")
     p.add_argument("--file", action="append", default=[], metavar="NAME=PATH", help="extra file in the image")
     p.add_argument("--name", default="unikernel", help="image title / repository name")
     p.add_argument("--tag", default="latest")
@@ -61,6 +72,11 @@ def _epoch() -> int:
 
 
 def emit(args: argparse.Namespace) -> None:
+    if args.format in DATA_FORMATS:
+        _emit_data(args)
+        return
+    if args.kernel is None:
+        raise SystemExit(f"error: {args.format} needs --kernel")
     kernel = Path(args.kernel).read_bytes()
     pairs = _pairs(args.file, "--file")
     files = [(name, Path(path).read_bytes()) for name, path in pairs]
@@ -68,17 +84,39 @@ def emit(args: argparse.Namespace) -> None:
         from ukbuild.disk.output import DEFAULT_EPOCH
 
         epoch = max(_epoch(), DEFAULT_EPOCH)  # FAT and ISO dates start in 1980
+        label = args.label or "UKBOOT"
         if args.format == "raw":
             from ukbuild.disk.rawdisk import write_raw_disk
 
-            write_raw_disk(args.out, kernel, cmdline=args.cmdline, size_mib=args.size_mib,
-                           label=args.label, extra_files=files, epoch=epoch)
+            write_raw_disk(args.out, kernel, cmdline=args.cmdline, size_mib=args.size_mib, label=label,
+                           extra_files=files, bootloader=args.bootloader, epoch=epoch)
         else:
             from ukbuild.disk.iso import write_iso
 
-            write_iso(args.out, kernel, cmdline=args.cmdline, label=args.label, extra_files=files, epoch=epoch)
+            write_iso(args.out, kernel, cmdline=args.cmdline, label=label, extra_files=files, epoch=epoch)
         return
     _emit_oci(args, kernel, files, [path for _, path in pairs])
+
+
+def _emit_data(args: argparse.Namespace) -> None:
+    """A data image from ``--tree`` and ``--file``, owners and modes as the options say."""
+    from ukbuild.disk.dataimage import write_data_image
+    from ukbuild.disk.output import DEFAULT_EPOCH
+    from ukbuild.disk.tree import DataTree, Owner, parse_mode
+
+    tree = Path(args.tree) if args.tree is not None and Path(args.tree).is_dir() else None
+    data_tree = DataTree.build(
+        tree=tree,
+        files=[(name, Path(path).read_bytes()) for name, path in _pairs(args.file, "--file")],
+        owner=Owner.parse(args.owner, where="--owner"),
+        file_mode=parse_mode(args.file_mode, where="--file-mode"),
+        dir_mode=parse_mode(args.dir_mode, where="--dir-mode"),
+        modes={path: parse_mode(mode, where=f"--mode {path}") for path, mode in _pairs(args.mode, "--mode")},
+        owners={path: Owner.parse(owner, where=f"--owner-of {path}") for path, owner in _pairs(args.owner_of, "--owner-of")},
+    )  # fmt: skip
+    epoch = max(_epoch(), DEFAULT_EPOCH)  # FAT dates start in 1980; the same for every format
+    write_data_image(args.out, args.format, data_tree, name=args.name, epoch=epoch, size_mib=args.size_mib,
+                     label=args.label)
 
 
 def _closure(path: str | None) -> dict[str, Any] | None:
