@@ -7,6 +7,11 @@
 - ``buildgrid`` / ``start_buildgrid``: BuildGrid 0.9.1 (CAS + ActionCache +
   ByteStream) from the venv ``tests/remote/setup_buildgrid.sh`` makes;
   ``$UKBUILD_BUILDGRID_VENV``, default ``.venv/buildgrid``.
+- ``postgres``: a private PostgreSQL 15 cluster (Debian's binaries) on a free
+  loopback port, stopped with ``pg_ctl stop``; ``execution``: a BuildGrid
+  with the Execution and Bots services on it (short keepalive, so a dead
+  worker's jobs come back in seconds); ``start_worker``: a
+  ``python -m ukbuild.remote.worker`` process against it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -336,7 +343,7 @@ thread-pool-size: 8
 """
 
 
-def start_buildgrid(root: Path) -> Server:
+def start_buildgrid(root: Path, config: str = BUILDGRID_CONF, **values: object) -> Server:
     """Start ``bgd server start`` on a free port; ready when GetCapabilities answers."""
     from ukbuild.remote import RemoteConfig, RemoteError
     from ukbuild.remote.reapi import GrpcCache
@@ -346,7 +353,7 @@ def start_buildgrid(root: Path) -> Server:
     for _ in range(5):
         port = free_port()
         conf = root / "bgd.yml"
-        conf.write_text(BUILDGRID_CONF.format(root=root, port=port))
+        conf.write_text(config.format(root=root, port=port, **values))
         log = root / "server.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
@@ -424,3 +431,202 @@ def private_buildgrid(tmp_path: Path) -> Iterator[Server]:
     server = start_buildgrid(tmp_path / "buildgrid")
     yield server
     server.stop()
+
+
+# --- PostgreSQL, BuildGrid with execution, workers -----------------------------------------
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+EXECUTION_CONF = """\
+server:
+  - !channel
+    address: "127.0.0.1:{port}"
+    insecure-mode: true
+authorization:
+  method: none
+monitoring:
+  enabled: false
+connections:
+  - !sql-connection &sql
+    connection-string: {database}
+storages:
+  - !disk-storage &cas-store
+    path: {root}/cas
+caches:
+  - !lru-action-cache &ac
+    storage: *cas-store
+    max-cached-refs: 10000
+    allow-updates: true
+    cache-failed-actions: false
+schedulers:
+  - !sql-scheduler &sched
+    sql: *sql
+    storage: *cas-store
+    action-cache: *ac
+    bot-session-keepalive-timeout: 5
+    session-expiry-timer-interval: 1
+    poll-interval: 0.2
+    bot-poll-interval: 0.2
+    job-assignment-interval: 0.1
+    max-job-attempts: 3
+    property-set: !dynamic-property-set
+      match-property-keys: [OSFamily, ukbuild-toolchain]
+      wildcard-property-keys: []
+instances:
+  - name: ""
+    services:
+      - !cas
+        storage: *cas-store
+      - !bytestream
+        storage: *cas-store
+      - !action-cache
+        cache: *ac
+      - !execution
+        scheduler: *sched
+        operation-stream-keepalive-timeout: 5
+thread-pool-size: 32
+"""
+
+
+@attrs.frozen
+class Postgres:
+    url: str
+    data: Path
+
+    def stop(self) -> None:
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+
+def _as_postgres(argv: list[str]) -> None:
+    """Run a PostgreSQL tool; as root it must run as the postgres user (initdb refuses root)."""
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", "postgres", "--", *argv]
+    done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr)
+
+
+def start_postgres(root: Path) -> Postgres:
+    """A throwaway cluster with database ``bgd`` owned by role ``bgd``, schema from ``bgd migrate``."""
+    root.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    _as_postgres([str(PG_BIN / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-N"])
+    for _ in range(5):
+        port = free_port()
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        try:
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "pg.log"),
+                          "-o", options, "-w", "-t", "30", "start"])
+            break
+        except subprocess.CalledProcessError as exc:
+            if "already in use" not in (root / "pg.log").read_text():
+                raise RuntimeError(f"pg_ctl start failed: {exc.stderr!r}\n{(root / 'pg.log').read_text()[-2000:]}") from None
+    else:
+        raise RuntimeError("no free port for PostgreSQL")
+    server = Postgres(f"postgresql://bgd:bgd@127.0.0.1:{port}/bgd", root / "data")
+    psql = ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-v", "ON_ERROR_STOP=1"]
+    try:
+        subprocess.run([*psql, "-c", "CREATE ROLE bgd LOGIN PASSWORD 'bgd'", "-c", "CREATE DATABASE bgd OWNER bgd"],
+                       check=True, capture_output=True, timeout=60)
+        subprocess.run([str(BUILDGRID_VENV / "bin" / "bgd"), "migrate", "apply", server.url],
+                       check=True, capture_output=True, timeout=120)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One PostgreSQL cluster per xdist worker (outside pytest's root-only tmp dir)."""
+    _need_buildgrid()
+    require((PG_BIN / "initdb").exists(), f"needs PostgreSQL 15 in {PG_BIN}")
+    root = Path(tempfile.mkdtemp(prefix="ukbuild-pg-"))
+    root.chmod(0o755)  # the postgres user must reach the cluster below it
+    server = start_postgres(root / "cluster")
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def execution(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres) -> Iterator[Server]:
+    """BuildGrid with Execution + Bots on ``postgres``, one per xdist worker.
+
+    Tests start their own workers and stop them; a stopped worker hands back
+    its leases, a killed one loses its session within 5 s.
+    """
+    server = start_buildgrid(tmp_path_factory.mktemp("execution"), EXECUTION_CONF, database=postgres.url)
+    yield server
+    server.stop()
+
+
+@attrs.frozen
+class WorkerProcess:
+    bot_id: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        stop(self.process)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and the commands it runs (their own process groups), nothing else."""
+        groups = {self.process.pid, *_descendants(self.process.pid)}
+        for pid in sorted(groups):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.process.wait(10)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        raise RuntimeError(f"worker never logged {text!r}:\n{self.log.read_text()[-2000:]}")
+
+    def leases(self) -> int:
+        return self.log.read_text(errors="replace").count(": exit status ")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (from /proc), the process-group leaders among them included."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found
+    for tid in tasks:
+        try:
+            children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in map(int, children):
+            found += [child, *_descendants(child)]
+    return found
+
+
+def start_worker(root: Path, url: str, bot_id: str, *args: str) -> WorkerProcess:
+    """A worker process; ready once it has a bot session."""
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / f"{bot_id}-{os.urandom(4).hex()}.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            ["timeout", "600", sys.executable, "-m", "ukbuild.remote.worker", "--url", url, "--bot-id", bot_id,
+             "--cache-dir", str(root / "cache"), "--scratch-dir", str(root / "scratch"), "--poll-timeout", "10",
+             *args],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
+        )
+    worker = WorkerProcess(bot_id, log, process)
+    try:
+        worker.wait_for(f"bot {bot_id}: session", START_TIMEOUT)
+    except BaseException:
+        worker.stop()
+        raise
+    return worker

@@ -33,7 +33,7 @@ EXECUTE_RESPONSE_TYPE = TYPE_PREFIX + "build.bazel.remote.execution.v2.ExecuteRe
 
 # Lease and bot states (remoteworkers v1test2).
 LEASE_PENDING, LEASE_ACTIVE, LEASE_COMPLETED, LEASE_CANCELLED = 1, 2, 4, 5
-BOT_OK = 1
+BOT_OK, BOT_TERMINATING = 1, 4
 
 
 def _pairs(number: int, pairs: Iterable[tuple[str, str]]) -> bytes:
@@ -122,12 +122,15 @@ class Action:
     platform: tuple[tuple[str, str], ...] = attrs.field(converter=lambda p: tuple(sorted(p)), default=())
     timeout: int = 0  # seconds; 0 = the server's default
     do_not_cache: bool = False
+    salt: bytes = b""
 
     def encode(self) -> bytes:
         out = _field_bytes(1, encode_digest(self.command)) + _field_bytes(2, encode_digest(self.input_root))
         if self.timeout:
             out += _field_bytes(6, _field_int(1, self.timeout))
         out += _field_int(7, int(self.do_not_cache))
+        if self.salt:
+            out += _field_bytes(9, self.salt)
         if self.platform:
             out += _field_bytes(10, _pairs(1, self.platform))
         return out
@@ -136,7 +139,7 @@ class Action:
     def decode(cls, data: bytes) -> Action:
         command = input_root = None
         platform: tuple[tuple[str, str], ...] = ()
-        timeout, do_not_cache = 0, False
+        timeout, do_not_cache, salt = 0, False, b""
         for number, value in fields(data):
             if number == 1 and isinstance(value, bytes):
                 command = decode_digest(value)
@@ -146,11 +149,13 @@ class Action:
                 timeout = next((v for n, v in fields(value) if n == 1 and isinstance(v, int)), 0)
             elif number == 7 and isinstance(value, int):
                 do_not_cache = bool(value)
+            elif number == 9 and isinstance(value, bytes):
+                salt = value
             elif number == 10 and isinstance(value, bytes):
                 platform = _decode_pairs(_repeated(value, 1))
         if command is None or input_root is None:
             raise ValueError("Action lacks its command or input root digest")
-        return cls(command, input_root, platform, timeout, do_not_cache)
+        return cls(command, input_root, platform, timeout, do_not_cache, salt)
 
 
 # --- Execution -------------------------------------------------------------------------

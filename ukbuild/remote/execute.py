@@ -168,7 +168,7 @@ class RemoteExecutor:
             platform=platform,
         ).encode()
         command_digest = Digest.of(command)
-        encoded = _exwire.Action(command_digest, root, platform, self.timeout).encode()
+        encoded = _exwire.Action(command_digest, root, platform, self.timeout, salt=action.salt.encode()).encode()
         action_digest = Digest.of(encoded)
         blobs[command_digest] = Blob(command_digest, data=command)
         blobs[action_digest] = Blob(action_digest, data=encoded)

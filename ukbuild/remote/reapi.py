@@ -98,6 +98,24 @@ class GrpcCache(RemoteCache):
         """One unary call to any service on this channel; ``None`` for NOT_FOUND."""
         return self._unary(method, request, timeout=timeout)
 
+    def call_until(self, method: str, request: bytes, stop: Any, *, timeout: float) -> bytes | None:
+        """:meth:`call`, abandoned (``RemoteError``) as soon as the ``stop`` event is set."""
+        future = self._channel.unary_unary(method, _identity, _identity).future(
+            request, timeout=timeout, metadata=self._metadata
+        )
+        while not stop.wait(0.05):
+            if future.done():
+                break
+        else:
+            future.cancel()
+            raise RemoteError(f"{self.name}: {method.rsplit('/', 1)[-1]}: abandoned")
+        try:
+            return future.result()  # type: ignore[no-any-return]
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise self._error(method, exc) from None
+
     def open_stream(self, method: str, request: bytes) -> Any:
         """A server-streaming call with no deadline: iterate it; ``cancel()`` stops it."""
         call = self._channel.unary_stream(method, _identity, _identity)

@@ -145,6 +145,8 @@ class Worker:
                     try:
                         self._session(stop, jobs, pool)
                     except RemoteError as exc:
+                        if stop.is_set():
+                            break
                         self.log(f"session lost: {exc.message}; starting a new one")
                         for job in jobs.values():
                             job.cancel.set()
@@ -159,29 +161,47 @@ class Worker:
     def _session(self, stop: threading.Event, jobs: dict[str, Job], pool: ThreadPoolExecutor) -> None:
         session = _exwire.BotSession(self.bot_id, self.properties, self.capacity)
         request = _exwire.create_bot_session_request(self.cache.instance, session)
-        session = session.answered(self._call("CreateBotSession", request))
+        session = session.answered(self._call("CreateBotSession", request, stop))
         self.log(f"bot {self.bot_id}: session {session.name} offers {', '.join(f'{k}={v}' for k, v in self.properties)}")
-        while not stop.is_set():
-            self._accept(session, jobs, pool)
-            if jobs:
-                self._wake.wait(HEARTBEAT)
-            self._wake.clear()
-            reported = []
-            for job in list(jobs.values()):
-                if job.future.done():
-                    reported.append(job.future.result())
-                else:
-                    reported.append(_exwire.Lease(job.lease_id, _exwire.LEASE_ACTIVE))
-            session = attrs.evolve(session, leases=tuple(reported))
-            answer = self._call("UpdateBotSession", _exwire.update_bot_session_request(session))
-            for lease in reported:
-                if lease.state == _exwire.LEASE_COMPLETED:
-                    del jobs[lease.id]
-            session = session.answered(answer)
-            kept = {lease.id for lease in session.leases}
-            for lease_id in [i for i in jobs if i not in kept]:
-                self.log(f"lease {lease_id}: cancelled by the server")
-                jobs.pop(lease_id).cancel.set()
+        try:
+            while not stop.is_set():
+                self._accept(session, jobs, pool)
+                if jobs:
+                    self._wake.wait(HEARTBEAT)
+                self._wake.clear()
+                reported = []
+                for job in list(jobs.values()):
+                    if job.future.done():
+                        reported.append(job.future.result())
+                    else:
+                        reported.append(_exwire.Lease(job.lease_id, _exwire.LEASE_ACTIVE))
+                session = attrs.evolve(session, leases=tuple(reported))
+                answer = self._call("UpdateBotSession", _exwire.update_bot_session_request(session), stop)
+                for lease in reported:
+                    if lease.state == _exwire.LEASE_COMPLETED:
+                        del jobs[lease.id]
+                session = session.answered(answer)
+                kept = {lease.id for lease in session.leases}
+                for lease_id in [i for i in jobs if i not in kept]:
+                    self.log(f"lease {lease_id}: cancelled by the server")
+                    jobs.pop(lease_id).cancel.set()
+        finally:
+            if stop.is_set():
+                self._goodbye(session, jobs)
+
+    def _goodbye(self, session: _exwire.BotSession, jobs: dict[str, Job]) -> None:
+        """Stop taking work; unfinished leases go back (UNAVAILABLE: the server retries them at once)."""
+        unfinished = Status(UNAVAILABLE, "the worker is stopping")
+        for job in jobs.values():
+            job.cancel.set()
+        held = sorted({*jobs, *(lease.id for lease in session.leases)})  # incl. leases just given
+        leases = [_exwire.Lease(i, _exwire.LEASE_COMPLETED, status=unfinished) for i in held]
+        jobs.clear()
+        final = attrs.evolve(session, leases=tuple(leases), status=_exwire.BOT_TERMINATING)
+        try:
+            self.cache.call(BOTS + "UpdateBotSession", _exwire.update_bot_session_request(final), timeout=5)
+        except RemoteError as exc:
+            self.log(f"could not say goodbye: {exc.message}")
 
     def _accept(self, session: _exwire.BotSession, jobs: dict[str, Job], pool: ThreadPoolExecutor) -> None:
         for lease in session.leases:
@@ -192,8 +212,8 @@ class Worker:
             future.add_done_callback(lambda _f: self._wake.set())
             jobs[lease.id] = Job(lease.id, cancel, future)
 
-    def _call(self, rpc: str, request: bytes) -> bytes:
-        data = self.cache.call(BOTS + rpc, request, timeout=self.poll_timeout)
+    def _call(self, rpc: str, request: bytes, stop: threading.Event) -> bytes:
+        data = self.cache.call_until(BOTS + rpc, request, stop, timeout=self.poll_timeout)
         if data is None:
             raise RemoteError(f"{self.cache.name}: {rpc}: no such bot session or instance")
         return data
