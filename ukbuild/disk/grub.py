@@ -2,7 +2,8 @@
 before the partition at 1 MiB, the kernel on the FAT partition.
 
 ``grub-mkimage`` builds the core image with an embedded configuration that
-sets up the serial console and runs ``multiboot (hd0,msdos1)/kernel.elf
+sets up the serial console (terminfo ``dumb``: no escape sequences before
+the kernel's own output) and runs ``multiboot (hd0,msdos1)/kernel.elf
 kernel.elf ARGS`` then ``boot``; nothing is read from the FAT but the kernel
 (no ``grub.cfg``, no ``normal`` module).  The core image holds no timestamp,
 so the same configuration gives the same bytes.
@@ -72,6 +73,7 @@ def config(cmdline: str) -> str:
     args = " ".join(filter(None, [KERNEL_NAME, cmdline]))
     return (
         "serial --unit=0 --speed=115200\n"
+        "terminfo serial dumb\n"
         "terminal_input serial\n"
         "terminal_output serial\n"
         f"multiboot (hd0,msdos1)/{KERNEL_NAME} {args}\n"
