@@ -146,7 +146,7 @@ def test_fat_read_back_by_mtools_and_clean_for_fsck(tmp_path: Path) -> None:
         assert tool_bytes("mtype", "-i", str(image), f"::/{path}", env=MTOOLS_ENV) == content
         name = path.rpartition("/")[2]
         base, _, ext = name.partition(".")
-        assert re.search(rf"^{re.escape(base)}\s+{re.escape(ext)}\s+{len(content)} 1980-01-01", listing, re.M), name
+        assert re.search(rf"^{re.escape(base)}\s+{re.escape(ext)}\s+{len(content)} 1980-01-01", listing, re.MULTILINE), name
 
 
 @pytest.mark.realtool("makefs")
