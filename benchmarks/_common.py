@@ -19,14 +19,18 @@ REPO = Path(__file__).resolve().parent.parent
 UKBUILD = Path(os.environ.get("UKBUILD_BENCH_UKBUILD", REPO / ".venv" / "bin" / "ukbuild"))
 #: The interpreter the console script runs on, for in-process measurements.
 VENV_PYTHON = UKBUILD.parent / "python"
+#: GNU time, for peak RSS (Debian package ``time``).
+TIME = "/usr/bin/time"
 
 
 @dataclass
 class Row:
     """One line of the results table.
 
-    ``higher_is_better`` says how ``ratio`` (ukbuild / baseline) is read
-    against ``target``; ``target`` None makes the row informational.
+    ``higher_is_better`` says how ``ratio`` is read against ``target``
+    (ukbuild / baseline for times, baseline / ukbuild for speed-ups);
+    ``target`` None makes the row informational.  ``key`` names the row in
+    ``baseline.json``: stable across sizes of data and machines.
     """
 
     name: str
@@ -35,6 +39,20 @@ class Row:
     ratio: float
     target: float | None = None
     higher_is_better: bool = False
+    key: str = ""
+    #: the recorded ratio for ``key``, filled in by run.py
+    recorded: float | None = None
+
+    @property
+    def change(self) -> float | None:
+        """How much worse than the recorded ratio (0.25: 25% worse; negative: better)."""
+        if self.recorded is None or self.recorded <= 0 or self.ratio <= 0:
+            return None
+        return self.recorded / self.ratio - 1 if self.higher_is_better else self.ratio / self.recorded - 1
+
+    def regressed(self, tolerance: float) -> bool:
+        change = self.change
+        return change is not None and change > tolerance
 
     @property
     def passed(self) -> bool | None:
@@ -88,6 +106,32 @@ def timed(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | Non
     if check is not None and not check(out):
         raise RuntimeError(f"{' '.join(argv)}: unexpected output:\n{out[-2000:]}")
     return seconds
+
+
+def measure(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+            rss: bool = False) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in bytes or 0, stdout + stderr) of one run of ``argv``; an error if it fails.
+
+    With ``rss``, the command runs under ``/usr/bin/time -f %M`` (GNU time's
+    ``wait4`` figure: the process's own peak, or its largest waited-for
+    descendant's).  Taking ``wait4`` here instead would count this Python
+    process, whose pages the child holds until it execs (about 15 MB).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "rss"
+        if rss:
+            argv = [TIME, "-f", "%M", "-o", str(rss_file), *argv]
+        with open(Path(tmp) / "out", "w+") as out, open(Path(tmp) / "err", "w+") as err:
+            start = time.perf_counter()
+            proc = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, check=False)
+            seconds = time.perf_counter() - start
+            out.seek(0)
+            err.seek(0)
+            text = out.read() + err.read()
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{text[-4000:]}")
+        peak = int(rss_file.read_text().split()[-1]) * 1024 if rss else 0
+    return seconds, peak, text
 
 
 def median_of(reps: int, measure: Callable[[], float]) -> float:

@@ -66,5 +66,5 @@ def bench(quick: bool) -> list[Row]:
     say(f"hash: ukbuild {ukb:.2f} s (scan alone {statistics.median(scans):.2f} s), sha256sum {sha:.2f} s")
     return [
         Row(f"input hashing, {files} files, {mb(size):.0f} MB", f"{mb(size) / ukb:.0f} MB/s",
-            f"sha256sum {mb(size) / sha:.0f} MB/s", sha / ukb, target=0.9, higher_is_better=True),
+            f"sha256sum {mb(size) / sha:.0f} MB/s", sha / ukb, target=0.9, higher_is_better=True, key="hash"),
     ]

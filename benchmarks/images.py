@@ -9,8 +9,10 @@
    gzip -9) vs ``tar --sort=name --mtime=@0 --owner=0 --group=0 | gzip -n``
    on the same tree.  Target: >= 1x (no slower).
 
-Each side runs REPS times, alternating, page cache warm; the best time of
-each is compared.  Prints a table; exits 1 if a target is missed.
+Each side runs REPS times (RAW_REPS for the raw disk, whose baseline takes
+seconds), alternating, page cache warm; the medians are compared.  Part of
+``benchmarks/run.py`` (``--only images``); standalone it prints the same
+table for these two rows and exits 1 if a target is missed:
 
     .venv/bin/python benchmarks/images.py [--quick]
 """
@@ -24,14 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Row, alternate, say
 
 from ukbuild.disk import syslinux
 from ukbuild.disk.rawdisk import write_raw_disk
 from ukbuild.oci.tar import entries_from_tree, make_layer
 
 REPS = 5
+RAW_REPS = 3
 DISK_MIB = 1024
 RAW_TARGET = 20.0
 LAYER_TARGET = 1.0
@@ -62,13 +67,10 @@ rm -f "$W/image.mbr" "$W/image.dos"
 """
 
 
-def best(fn: Callable[[], object], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timer(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def build_kernel(work: Path) -> Path:
@@ -96,15 +98,19 @@ def make_tree(root: Path, quick: bool) -> None:
         path.write_bytes(b" ".join(rng.choices(words, k=rng.randint(50, 800))))
 
 
-def main(argv: list[str]) -> int:
-    quick = "--quick" in argv
-    reps = 3 if quick else REPS
-    missing = [t for t in ("sfdisk", "mkdosfs", "syslinux", "mcopy", "tar", "gzip", "gcc") if shutil.which(t) is None]
+MISSING_HINT = "apt-get install fdisk dosfstools syslinux mtools gcc"
+
+
+def missing_tools() -> list[str]:
+    return [t for t in ("sfdisk", "mkdosfs", "syslinux", "mcopy", "tar", "gzip", "gcc") if shutil.which(t) is None]
+
+
+def bench(quick: bool) -> list[Row]:
+    missing = missing_tools()
     if missing:
-        print(f"needs {', '.join(missing)} (apt-get install fdisk dosfstools syslinux mtools gcc)", file=sys.stderr)
-        return 2
+        raise RuntimeError(f"images: needs {', '.join(missing)} ({MISSING_HINT})")
+    reps = 3 if quick else REPS
     work = Path(tempfile.mkdtemp(prefix="ukbuild-bench-images-"))
-    rows = []
     try:
         kernel = build_kernel(work)
         data = kernel.read_bytes()
@@ -118,8 +124,7 @@ def main(argv: list[str]) -> int:
             subprocess.run(["bash", "-c", MKIMAGE, "mkimage", str(kernel), str(theirs_img), f"{DISK_MIB}M", CMDLINE],
                            check=True, env={**os.environ, "LC_ALL": "C"})  # fmt: skip
 
-        t_ours, t_theirs = best(ours_raw, reps), best(theirs_raw, reps)
-        rows.append(("raw disk, 1 GiB", t_ours, t_theirs, RAW_TARGET))
+        raw_ours, raw_theirs = alternate(min(reps, RAW_REPS), lambda: timer(ours_raw), lambda: timer(theirs_raw))
 
         tree = work / "tree"
         make_tree(tree, quick)
@@ -134,19 +139,32 @@ def main(argv: list[str]) -> int:
                 shell=True, check=True,
             )  # fmt: skip
 
-        t_ours, t_theirs = best(ours_layer, reps), best(theirs_layer, reps)
-        rows.append(("OCI gzip layer", t_ours, t_theirs, LAYER_TARGET))
+        alternate(1, lambda: timer(ours_layer), lambda: timer(theirs_layer))  # warm-up
+        layer_ours, layer_theirs = alternate(reps, lambda: timer(ours_layer), lambda: timer(theirs_layer))
+        layer_size = layer_out.stat().st_size
+        ref_size = (work / "ref.tar.gz").stat().st_size
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    failed = False
-    print(f"{'benchmark':<18} {'ukbuild':>10} {'baseline':>10} {'speed-up':>9}  target")
-    for name, ours, theirs, target in rows:
-        ratio = theirs / ours
-        ok = ratio >= target
-        failed |= not ok
-        print(f"{name:<18} {ours * 1000:>8.1f}ms {theirs * 1000:>8.1f}ms {ratio:>8.1f}x  >= {target:g}x "
-              f"{'ok' if ok else 'MISSED'}")  # fmt: skip
-    return 1 if failed else 0
+    say(f"images: raw disk ukbuild {raw_ours * 1e3:.0f} ms, mkimage steps {raw_theirs * 1e3:.0f} ms; "
+        f"layer ukbuild {layer_ours * 1e3:.0f} ms ({layer_size} B), tar | gzip -n {layer_theirs * 1e3:.0f} ms "
+        f"({ref_size} B)")
+    return [
+        Row(f"raw disk image, {DISK_MIB} MiB", f"{raw_ours * 1e3:.0f} ms", f"mkimage steps {raw_theirs * 1e3:.0f} ms",
+            raw_theirs / raw_ours, target=RAW_TARGET, higher_is_better=True, key="image-raw"),
+        Row("OCI gzip layer", f"{layer_ours * 1e3:.0f} ms", f"tar | gzip -n {layer_theirs * 1e3:.0f} ms",
+            layer_theirs / layer_ours, target=LAYER_TARGET, higher_is_better=True, key="image-layer"),
+    ]
+
+
+def main(argv: list[str]) -> int:
+    if missing_tools():
+        print(f"needs {', '.join(missing_tools())} ({MISSING_HINT})", file=sys.stderr)
+        return 2
+    from run import table
+
+    rows = bench("--quick" in argv)
+    print(table(rows))
+    return 1 if any(r.passed is False for r in rows) else 0
 
 
 if __name__ == "__main__":
