@@ -544,10 +544,12 @@ def postgres() -> Iterator[Postgres]:
     require((PG_BIN / "initdb").exists(), f"needs PostgreSQL 15 in {PG_BIN}")
     root = Path(tempfile.mkdtemp(prefix="ukbuild-pg-"))
     root.chmod(0o755)  # the postgres user must reach the cluster below it
-    server = start_postgres(root / "cluster")
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        server = start_postgres(root / "cluster")
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
