@@ -23,13 +23,13 @@ from . import _journal, _noop
 from ._executor import Executor, LostOutput
 from ._graph import closure, order
 from ._materialize import materialize
-from ._project import find_project_file, load_project
+from ._project import load_project
 from ._reapi import Digest
 from ._scheduler import Outcome, Scheduler
 from ._store import Store, default_cache_dir
 from .errors import BuildError, ConfigError, ToolchainError, UkbuildError
 from .events import EventBus, Subscriber
-from .keys import KeyValue, diff_documents
+from .keys import KeyValue, canonical_json, diff_documents
 from .model import Action, Project, SourceInput, Toolchain
 from .plugins import Backend, Check, DetectContext, Detection
 from .toolchains import detect_host_toolchain, tool_paths
@@ -375,7 +375,7 @@ def explain(project: Project, target: str, options: BuildOptions | None = None) 
                     explanations.append(Explanation(name, None, "blocked", None, [], blocked_by=waiting))
                 continue
             document = scheduler.key_document(action, results)
-            key = Digest.of(_canonical(document))
+            key = Digest.of(canonical_json(document))
             hit = session.store.get_action_result(key)
             if hit is not None:
                 results[name] = hit
@@ -387,12 +387,6 @@ def explain(project: Project, target: str, options: BuildOptions | None = None) 
         session.close()
         session.save()
     return explanations
-
-
-def _canonical(document: Mapping[str, object]) -> bytes:
-    from .keys import canonical_json  # noqa: PLC0415
-
-    return canonical_json(document)
 
 
 def _compare(name: str, key: Digest, document: dict[str, KeyValue], cached: bool, session: _Session) -> Explanation:
@@ -407,10 +401,6 @@ def _compare(name: str, key: Digest, document: dict[str, KeyValue], cached: bool
         return Explanation(name, key, status, previous, [], note="the previous key document is no longer in the cache")
     changes = diff_documents(json.loads(data), document)
     return Explanation(name, key, status, previous, changes)
-
-
-def project_file(path: str | os.PathLike[str]) -> Path:
-    return find_project_file(Path(path))
 
 
 def detect_backends(
@@ -437,12 +427,12 @@ def run(
     ``console`` receives the guest's serial output as it arrives.
     """
     image = project.images.get(target)
-    unikernel = image.unikernel if image is not None else target  # type: ignore[attr-defined]
+    unikernel = image.unikernel if image is not None and image.unikernel else target
     spec = project.unikernels.get(unikernel)
-    bootable = image is None or image.format in ("raw", "iso")  # type: ignore[attr-defined]
+    bootable = image is None or image.format in ("raw", "iso")
     if spec is None or not bootable:
         runnable = sorted(project.unikernels) + sorted(
-            n for n, i in project.images.items() if i.format in ("raw", "iso")  # type: ignore[attr-defined]
+            n for n, i in project.images.items() if i.format in ("raw", "iso")
         )
         raise ConfigError(
             f"'{target}' is not a unikernel or bootable image of project {project.name}",
@@ -457,8 +447,8 @@ def run(
     result = Build(project, [target], options, backends=backends).run()
     if not result.ok:
         raise result.errors[0] if result.errors else BuildError(f"building {target} failed")
-    backend = (backends or _Session.load_backends())[spec.backend]  # type: ignore[attr-defined]
-    launch = backend.launch(spec, result.out_dir / backend.image_metadata(spec).kernel, extra)  # type: ignore[arg-type]
+    backend = (backends or _Session.load_backends())[spec.backend]
+    launch = backend.launch(spec, result.out_dir / backend.image_metadata(spec).kernel, extra)
     if image is not None:
         from .runner import QemuLaunch  # noqa: PLC0415
 
@@ -468,7 +458,7 @@ def run(
                 "so a disk image of it cannot be booted",
                 hint=f"run the unikernel itself: ukbuild run {unikernel}", reason="not-runnable",
             )
-        medium = {image.format.replace("raw", "disk"): result.out_dir / image.output}  # type: ignore[attr-defined]
+        medium = {image.format.replace("raw", "disk"): result.out_dir / image.output}
         launch = attrs.evolve(launch, kernel=None, append="", **medium)
     from .runner import run as boot  # noqa: PLC0415
 

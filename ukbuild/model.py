@@ -9,11 +9,15 @@ change keys silently.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
 from .keys import KeyValue
+
+if TYPE_CHECKING:  # specs of the plugin and image layers, which import this module
+    from .images import ImageSpec
+    from .plugins import UnikernelSpec
 
 #: Where an action runs relative to its scratch root; the logical build path.
 LOGICAL_WORKDIR = "/ukbuild/work"
@@ -282,10 +286,8 @@ class Project:
     default_targets: tuple[str, ...] = attrs.field(converter=_tuple, default=())
     files: tuple[str, ...] = attrs.field(converter=_tuple, default=())
     toolchains: Mapping[str, ToolchainSpec] = attrs.field(factory=dict)
-    #: ``[unikernel.NAME]`` specs by name (``ukbuild.plugins.UnikernelSpec``).
-    unikernels: Mapping[str, object] = attrs.field(factory=dict)
-    #: ``[image.NAME]`` specs by name (``ukbuild.images.ImageSpec``).
-    images: Mapping[str, object] = attrs.field(factory=dict)
+    unikernels: Mapping[str, UnikernelSpec] = attrs.field(factory=dict)
+    images: Mapping[str, ImageSpec] = attrs.field(factory=dict)
 
 
 @attrs.frozen
