@@ -36,6 +36,7 @@ from .toolchains import detect_host_toolchain, tool_paths
 
 if TYPE_CHECKING:
     from .remote import RemoteConfig
+    from .remote.execute import RemoteExecutor
     from .runner import RunResult
 
 __all__ = [
@@ -80,6 +81,9 @@ class BuildOptions:
     #: Run each action under bubblewrap: no network, no writes outside its scratch dir,
     #: which it sees at /ukbuild/work (for recipes you do not trust; see docs/reliability.md).
     sandbox: bool = False
+    #: Run actions on a REAPI execution service (``ukbuild.remote.RemoteConfig``), e.g.
+    #: BuildGrid with :mod:`ukbuild.remote.worker` bots; outputs still land in the local store.
+    remote_executor: RemoteConfig | None = None
 
 
 @attrs.frozen
@@ -266,6 +270,11 @@ class Build:
                        out_dir=str(session.out_dir), cache_dir=str(session.cache_dir) if session.cache_dir else None)
         needed = closure(project.actions, self.targets)
         toolchains = session.toolchains(a.toolchain for n in needed if (a := project.actions[n]).toolchain)
+        if options.sandbox and options.remote_executor is not None:
+            raise ConfigError(
+                "--sandbox isolates local actions; with a remote executor the workers run them",
+                hint="drop --sandbox, or build locally without --remote-executor", reason="sandbox-remote",
+            )
         if options.sandbox:
             from ._sandbox import bwrap_available  # noqa: PLC0415
 
@@ -274,12 +283,17 @@ class Build:
                     "--sandbox: bubblewrap (bwrap) is not installed or cannot create namespaces here",
                     hint="apt-get install bubblewrap, or build without --sandbox", reason="no-sandbox",
                 )
-        executor = Executor(
+        executor: Executor | RemoteExecutor = Executor(
             session.store, session.root,
             scratch_root=Path(options.scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}"),
             log_dir=session.state_dir / "logs", mirrors=options.mirrors, keep_scratch=options.keep_scratch,
             checks=session.checks(project.actions[n] for n in needed), sandbox=options.sandbox,
         )
+        if options.remote_executor is not None:
+            from .remote.execute import RemoteExecutor  # noqa: PLC0415 - needs the remote extra
+
+            executor = RemoteExecutor(executor, options.remote_executor,
+                                      warn=lambda m: self._bus.emit("warning", message=m))
         scheduler = Scheduler(
             project, session.store, executor, toolchains, session.digests, session.history, self._bus.emit,
             jobs=options.jobs, keep_going=options.keep_going, cancel=self._cancel,

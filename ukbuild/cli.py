@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build targets (default: the project's defaults)")
     project_args(b)
     b.add_argument("targets", nargs="*", metavar="TARGET")
-    b.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel actions (default: cores)")
+    b.add_argument("-j", "--jobs", type=int, help="parallel actions (default: cores; max(32, 8 x cores) with --remote-executor)")
     b.add_argument("-k", "--keep-going", action="store_true", help="go on with independent actions after a failure")
     b.add_argument("--json", action="store_true", help="write newline-delimited JSON events to stdout")
     b.add_argument("--no-cache", action="store_true", help="neither read nor write the artefact cache")
@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--remote-instance", metavar="NAME", help="REAPI instance name")
     b.add_argument("--remote-push", action="store_true", help="upload results (default: read only)")
     b.add_argument("--remote-timeout", type=float, metavar="SECONDS", help="per request (default 10)")
+    b.add_argument("--remote-executor", metavar="URL", default=os.environ.get("UKBUILD_REMOTE_EXECUTOR"),
+                   help="run actions on a REAPI execution service, grpc(s)://HOST:PORT (-j defaults to "
+                   "max(32, 8 x cores)); same instance, credentials and timeout options as --remote-cache")
 
     g = sub.add_parser("graph", help="print the action graph (Graphviz dot)")
     project_args(g)
@@ -172,7 +175,7 @@ def _fast_noop(args: argparse.Namespace, out: TextIO) -> int | None:
         bus = EventBus()
         bus.subscribe(lambda e: out.write(to_json_line(e)))
         bus.emit("build-started", project=os.path.basename(os.path.dirname(file)), targets=args.targets,
-                 jobs=args.jobs, out_dir=out_dir, cache_dir=args.cache_dir)
+                 jobs=args.jobs or _default_jobs(args), out_dir=out_dir, cache_dir=args.cache_dir)
         for name, key in sorted(actions.items()):
             bus.emit("action-cached", action=name, key=key, via="journal")
         bus.emit("build-finished", ok=True, executed=0, cached=len(actions), failed=0, skipped=0, seconds=0,
@@ -201,8 +204,10 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         overrides=_overrides(getattr(args, "override", [])),
         state_dir=Path(args.state_dir).absolute() if args.state_dir else None,
         **({} if args.command in ("explain", "run", "push") else {
-            "jobs": args.jobs, "keep_going": args.keep_going, "use_cache": not args.no_cache,
-            "mirrors": tuple(args.mirror), "keep_scratch": args.keep_scratch, "remote": _remote(args),
+            "jobs": args.jobs or _default_jobs(args), "keep_going": args.keep_going, "use_cache": not args.no_cache,
+            "mirrors": tuple(args.mirror), "keep_scratch": args.keep_scratch,
+            "remote": _remote(args, args.remote_cache, push=args.remote_push),
+            "remote_executor": _remote(args, args.remote_executor, push=True),
             "scratch_dir": Path(args.scratch_dir).absolute() if args.scratch_dir else None,
             "sandbox": args.sandbox,
         }),
@@ -251,12 +256,18 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _remote(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    if not args.remote_cache:
+def _default_jobs(args: argparse.Namespace) -> int:
+    """Local cores; many more when a remote executor runs the actions."""
+    cores = os.cpu_count() or 1
+    return max(32, 8 * cores) if args.remote_executor else cores
+
+
+def _remote(args: argparse.Namespace, url: str | None, *, push: bool):  # type: ignore[no-untyped-def]
+    if not url:
         return None
     from .remote import RemoteConfig  # noqa: PLC0415
 
-    table: dict[str, object] = {"url": args.remote_cache, "push": args.remote_push}
+    table: dict[str, object] = {"url": url, "push": push}
     if args.remote_instance:
         table["instance"] = args.remote_instance
     if args.remote_timeout is not None:
