@@ -37,7 +37,7 @@ from .toolchains import detect_host_toolchain, tool_paths
 if TYPE_CHECKING:
     from .remote import RemoteConfig
     from .remote.execute import RemoteExecutor
-    from .runner import RunResult
+    from .runner import Drive, RunResult
 
 __all__ = [
     "Build",
@@ -432,12 +432,16 @@ def run(
     args: Iterable[str] = (),
     options: BuildOptions | None = None,
     *,
+    drives: Iterable[str] = (),
     console: Callable[[bytes], None] | None = None,
     backends: Mapping[str, Backend] | None = None,
 ) -> RunResult:
     """Build ``target`` — a unikernel, or a raw disk or ISO image of one — and boot it
     under QEMU as its backend says (exit status, console handling).
 
+    ``drives`` are attached as virtio disks in order: data images of the
+    project by name (built along with the target) or image files by path;
+    ISO 9660 ones read-only, the others behind a throwaway overlay.
     ``console`` receives the guest's serial output as it arrives.
     """
     image = project.images.get(target)
@@ -458,11 +462,29 @@ def run(
         raise ConfigError(f"{target}: an image's command line is fixed when it is built",
                           hint=f"set cmdline in [image.{target}], or run the unikernel {unikernel}",
                           reason="bad-usage")
-    result = Build(project, [target], options, backends=backends).run()
+    from .images import DATA_FORMATS  # noqa: PLC0415
+
+    drives = list(drives)
+    data_images = [d for d in drives if d in project.images]
+    for name in data_images:
+        if project.images[name].unikernel is not None:
+            raise ConfigError(f"--drive {name}: a bootable image, not a data image",
+                              hint="attach a data image (format " + " | ".join(DATA_FORMATS) + ") or an image file",
+                              reason="bad-usage")
+    result = Build(project, [target, *data_images], options, backends=backends).run()
     if not result.ok:
         raise result.errors[0] if result.errors else BuildError(f"building {target} failed")
+    attached = [_drive(project, d, result.out_dir) for d in drives]
     backend = (backends or _Session.load_backends())[spec.backend]
     launch = backend.launch(spec, result.out_dir / backend.image_metadata(spec).kernel, extra)
+    if attached:
+        from .runner import QemuLaunch  # noqa: PLC0415
+
+        if not isinstance(launch, QemuLaunch):
+            raise ConfigError(f"{target}: {unikernel} runs as a host process ({launch.argv[0]}), "
+                              "so --drive cannot attach a virtio disk to it",
+                              hint="declare its block devices in the unikernel's table", reason="bad-usage")
+        launch = attrs.evolve(launch, drives=(*launch.drives, *attached))
     if image is not None:
         from .runner import QemuLaunch  # noqa: PLC0415
 
@@ -477,3 +499,20 @@ def run(
     from .runner import run as boot  # noqa: PLC0415
 
     return boot(launch, console=console)
+
+
+def _drive(project: Project, drive: str, out_dir: Path) -> Drive:
+    """A ``--drive`` argument as a virtio disk: a built data image of the project, or a file."""
+    from .images import DATA_FORMATS  # noqa: PLC0415
+    from .runner import Drive  # noqa: PLC0415
+
+    if drive in project.images:
+        image = project.images[drive]
+        return Drive(out_dir / image.output, readonly=image.format == "iso9660")
+    path = Path(drive)
+    if not path.is_file():
+        data = sorted(n for n, i in project.images.items() if i.format in DATA_FORMATS)
+        raise ConfigError(f"--drive {drive}: no data image of that name in project {project.name}, and no such file",
+                          hint="name one of: " + (", ".join(data) or "(no data images declared)") + ", or a disk image file",
+                          reason="not-found")
+    return Drive(path.absolute(), readonly=path.suffix.lower() == ".iso")

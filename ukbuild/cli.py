@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="build a unikernel and boot it (QEMU); exits with the guest's status")
     project_args(r)
     r.add_argument("target", metavar="UNIKERNEL")
+    r.add_argument("--drive", action="append", default=[], metavar="IMAGE",
+                   help="attach a virtio disk: a data image of the project by name, or an image file (repeatable)")
     r.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="appended to its command line")
 
     ps = sub.add_parser("push", help="build an OCI image and push it to a registry")
@@ -232,7 +234,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(chunk.decode(errors="replace"))
             out.flush()
 
-        return api.run(project, args.target, extra, options, console=show).status
+        return api.run(project, args.target, extra, options, drives=args.drive, console=show).status
     build = api.Build(project, args.targets, options)
     from ._progress import attach  # noqa: PLC0415
 

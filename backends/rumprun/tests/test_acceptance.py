@@ -67,3 +67,22 @@ def test_run_shows_the_nonces_and_returns_the_status(toolchain_prefix: str, proj
     assert argv == ["argv[0]=hello", f"argv[1]={project.config}", "argv[2]=run-nonce,x", "argv[3]=7"]  # type: ignore[attr-defined]
     assert "GREETING=hi,there" in lines
     assert '=== main() of "hello" returned 7 ===' in lines
+    assert not any("Virtio Block Device" in line for line in lines)  # no disk unless asked for
+
+
+@pytest.mark.realtool("qemu-system-x86_64")
+def test_run_attaches_drives(toolchain_prefix: str, project: object, tmp_path: Path) -> None:
+    """``--drive FILE`` is a virtio block device the guest finds on its PCI bus; a bad one is named."""
+    root: Path = project.root  # type: ignore[attr-defined]
+    disk = tmp_path / "extra.img"
+    disk.write_bytes(b"\0" * 1024 * 1024)
+    result = ukbuild("run", "-C", root, "--cache-dir", tmp_path / "cache", "--drive", disk, "hello", "--", "x", "0")
+    assert result.code == 0, result.out + result.err
+    lines = [line.rstrip("\r") for line in result.out.splitlines()]
+    assert any(line.endswith("Virtio Block Device (rev. 0x00)") for line in lines), result.out
+    assert any(line.startswith("ld0 at virtio") for line in lines), result.out
+    assert disk.read_bytes() == b"\0" * 1024 * 1024  # behind a snapshot overlay
+
+    missing = ukbuild("run", "-C", root, "--cache-dir", tmp_path / "cache", "--drive", "nope.img", "hello")
+    assert missing.code == 2
+    assert "--drive nope.img: no data image of that name" in missing.err and "Traceback" not in missing.err
