@@ -26,7 +26,7 @@ from _common import UKBUILD, VENV_PYTHON, Row
 
 BASELINE = HERE / "baseline.json"
 TOLERANCE = 0.20
-NAMES = ("graph", "cold", "restore", "hash", "images")
+NAMES = ("graph", "cold", "restore", "hash", "images", "remote")
 
 
 def table(rows: list[Row]) -> str:
@@ -93,6 +93,7 @@ def main() -> int:
     import bench_cold
     import bench_graph
     import bench_hash
+    import bench_remote
     import bench_restore
     import images
 
@@ -102,6 +103,7 @@ def main() -> int:
         "restore": bench_restore.bench,
         "hash": bench_hash.bench,
         "images": images.bench,
+        "remote": bench_remote.bench,
     }
     baseline = load_baseline()
     start = time.monotonic()
