@@ -53,7 +53,8 @@ def test_no_network(sandbox: None, work: Path, listening: int) -> None:
     """A port the host reaches on 127.0.0.1 is unreachable from inside."""
     outside = subprocess.run([sys.executable, "-c", CONNECT, str(listening)], capture_output=True, text=True, check=False)
     assert outside.returncode == 0, outside.stderr
-    inside = run([sys.executable, "-c", CONNECT, str(listening)], work)
+    # The interpreter stays visible if its venv lives under /tmp (the sandbox's /tmp is private).
+    inside = run([sys.executable, "-c", CONNECT, str(listening)], work, readonly=[Path(sys.prefix)])
     assert inside.returncode != 0
     assert "ConnectionRefusedError" in inside.stderr or "OSError" in inside.stderr
 
