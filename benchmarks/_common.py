@@ -84,7 +84,9 @@ def workspace(name: str) -> Iterator[Path]:
 def ukbuild_env(root: Path) -> dict[str, str]:
     """The environment for ukbuild runs: a private cache and scratch area under ``root``."""
     (root / "tmp").mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UKBUILD_")}
+    # PYTHONDONTWRITEBYTECODE (set in some CI shells) would make every run compile ukbuild from
+    # source, which no installed copy does: its .pyc files are written at install time.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UKBUILD_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(UKBUILD_CACHE_DIR=str(root / "cache"), TMPDIR=str(root / "tmp"))
     return env
 

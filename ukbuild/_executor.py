@@ -10,6 +10,7 @@ environment is explicit: nothing leaks from the caller.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import attrs
 
-from . import _sources
 from ._journal import stat_key
 from ._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
 from ._sandbox import wrap
@@ -204,6 +204,7 @@ class Executor:
         dest = work / item.dest
         source = item.source
         origin = f"source of {item.name}"
+        from . import _sources  # noqa: PLC0415 - http.client, tarfile, zipfile: only for sources
         if override is not None or isinstance(source, LocalSource):
             root = Path(override) if override is not None else self.project_root / source.path  # type: ignore[union-attr]
             shutil.copytree(root, dest, symlinks=True, dirs_exist_ok=True)
@@ -366,17 +367,35 @@ def output_entries(result: ActionResult, store: Store) -> dict[str, FileEntry | 
 
 
 def _wait(proc: subprocess.Popen[bytes], cancel: threading.Event) -> int | None:
-    """The exit status, or None after killing the process group on cancellation."""
-    while True:
-        try:
-            return proc.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            if cancel.is_set():
+    """The exit status, or None after killing the process group on cancellation.
+
+    Waits on a pidfd, so the exit is seen at once (``Popen.wait(timeout)`` polls with
+    sleeps of up to 50 ms); ``cancel`` is checked every 50 ms meanwhile.
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        while True:
+            try:
+                if pidfd is None:
+                    return proc.wait(timeout=0.05)
+                if select.select([pidfd], [], [], 0.05)[0]:
+                    return proc.wait()
+                if cancel.is_set():
+                    _kill_group(proc)
+                    return None
+            except subprocess.TimeoutExpired:
+                if cancel.is_set():
+                    _kill_group(proc)
+                    return None
+            except KeyboardInterrupt:
                 _kill_group(proc)
-                return None
-        except KeyboardInterrupt:
-            _kill_group(proc)
-            raise
+                raise
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -85,11 +85,14 @@ class KeyHistory:
     def __init__(self, known: dict[str, list[str]]) -> None:
         self._known = known
 
-    def record(self, action: str, key: Digest) -> None:
+    def record(self, action: str, key: Digest) -> bool:
+        """Note ``key`` as the action's newest; True when it was not the newest already."""
         text = str(key)
         past = self._known.get(action, [])
         if not past or past[0] != text:
             self._known[action] = [text, *[k for k in past if k != text]][:HISTORY]
+            return True
+        return False
 
     def get(self, action: str) -> list[Digest]:
         return [Digest.parse(k) for k in self._known.get(action, [])]

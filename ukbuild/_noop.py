@@ -60,19 +60,50 @@ def check(state: str, req: list[object]) -> dict | None:  # type: ignore[type-ar
     return data["summary"]
 
 
-def record(state: str, req: list[object], paths: list[str], summary: dict) -> None:  # type: ignore[type-arg]
+def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | None:  # type: ignore[type-arg]
+    """For the incremental path: (the record, the paths whose stat changed, every path's
+    stat now), or None when there is no record of the same request."""
+    try:
+        with open(os.path.join(state, "noop"), "rb") as f:
+            data = marshal.loads(f.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(data, dict) or data.get("request") != req:
+        return None
+    now = {path: _stat(path) for path in data["paths"]}
+    changed = [p for p, old in zip(data["paths"], data["stats"], strict=True) if now[p] != old]
+    return data, changed, now
+
+
+def record(
+    state: str,
+    req: list[object],
+    paths: list[str],
+    summary: dict,  # type: ignore[type-arg]
+    *,
+    stats: dict[str, tuple[int, int, int, int] | None] | None = None,
+) -> str | None:
+    """Write the record; ``stats`` gives paths' stat data taken already (the rest are
+    stat'ed now).  Returns the record's token (the incremental record names it), or
+    None when it could not be written."""
     paths = sorted(set(paths))
-    stats = [_stat(p) for p in paths]
+    if stats is None:
+        found = [_stat(p) for p in paths]
+    else:
+        found = [stats[p] if p in stats else _stat(p) for p in paths]
+    token = os.urandom(8).hex()
     target = os.path.join(state, "noop")
     tmp = f"{target}.{os.getpid()}.tmp"
     try:
         os.makedirs(state, exist_ok=True)
         with open(tmp, "wb") as f:
-            marshal.dump({"request": req, "paths": paths, "stats": stats, "summary": summary}, f)
+            marshal.dump({"request": req, "paths": paths, "stats": found, "summary": summary, "token": token}, f)
         os.replace(tmp, target)
     except OSError:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        return None
+    return token
 
 
 def forget(state: str) -> None:

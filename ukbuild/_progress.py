@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .api import Build
 from .events import Event, to_json_line
 
+if TYPE_CHECKING:
+    from ._incremental import Rebuild
+    from .api import Build
 
-def attach(build: Build, out: TextIO, err: TextIO, *, json_mode: bool) -> None:
+
+def attach(build: Build | Rebuild, out: TextIO, err: TextIO, *, json_mode: bool) -> None:
     if json_mode:
         build.subscribe(lambda e: (out.write(to_json_line(e)), out.flush()))
         return
@@ -68,7 +71,7 @@ def _summary(err: TextIO, e: Event) -> None:
     )
 
 
-def _attach_live(build: Build, err: TextIO) -> None:
+def _attach_live(build: Build | Rebuild, err: TextIO) -> None:
     from rich.console import Console  # noqa: PLC0415 - only on a terminal
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
@@ -77,9 +80,11 @@ def _attach_live(build: Build, err: TextIO) -> None:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True,
     )
-    from ._graph import closure  # noqa: PLC0415
+    total = getattr(build, "total", None)  # a Rebuild knows it
+    if total is None:
+        from ._graph import closure  # noqa: PLC0415
 
-    total = len(closure(build.project.actions, build.targets))
+        total = len(closure(build.project.actions, build.targets))
     task = progress.add_task("building", total=total)
     running: set[str] = set()
 

@@ -10,6 +10,7 @@ failure; otherwise nothing new starts and the running ones finish.
 from __future__ import annotations
 
 import os
+import stat as stat_mod
 import threading
 import time
 from collections import deque
@@ -24,9 +25,9 @@ from ._executor import Executor, LostOutput, Staging, action_env, output_entries
 from ._journal import FileDigests, KeyHistory
 from ._reapi import ActionResult, Digest
 from ._store import Store
-from ._trees import Entry, FileEntry, merkle, scan
+from ._trees import Entry, merkle, scan
 from .errors import BuildError, Cancelled, UkbuildError
-from .keys import KeyValue, canonical_json, key_document
+from .keys import KeyValue, _encode, _reject_floats, key_document
 from .model import (
     Action,
     ArchiveSource,
@@ -45,6 +46,15 @@ if TYPE_CHECKING:
 
 Emit = Callable[..., None]
 MAX_RERUNS = 2
+
+
+class _Settled:
+    """Stands for an action in ``Scheduler.run(known=…)``: no dependencies to visit."""
+
+    dependencies: tuple[str, ...] = ()
+
+
+_SETTLED = _Settled()
 
 
 @attrs.frozen
@@ -91,31 +101,40 @@ class Scheduler:
         self.overrides = overrides
         self.use_cache = use_cache
         self.remote = remote
-        self.documents: dict[str, dict[str, KeyValue]] = {}
         self.tracked: set[str] = set()
+        #: The paths each action's key read (files, directories, the files in them):
+        #: the incremental path reruns the actions that read a changed path.
+        self.reads: dict[str, list[str]] = {}
+        self._reading: list[str] = []
+        self._toolchain_keys: dict[str, KeyValue] = {}
+        self._platform_key = project.platform.to_key()
+        #: Merkle roots of dependencies' outputs, by (id of the result, sub-path): results
+        #: stay referenced for the whole build, so their ids are stable.
+        self._trees: dict[tuple[int, str], Digest] = {}
+        #: Key documents not yet stored (stored on a miss, or when an action's key changes).
+        self._pending: dict[str, bytes] = {}
 
     # --- keys ---------------------------------------------------------------
 
     def key_document(self, action: Action, results: Mapping[str, ActionResult]) -> dict[str, KeyValue]:
         """Everything that can change the action's output, in canonical form."""
         inputs: dict[str, KeyValue] = {}
+        self._reading = reading = []
+        root = str(self.root)
         for item in action.inputs:
             if isinstance(item, PathInput):
-                inputs[item.label] = self._path_value(self.root / item.path)
+                inputs[item.label] = self._path_value(os.path.normpath(os.path.join(root, item.path)))
             elif isinstance(item, OutputInput):
-                entries = output_entries(results[item.action], self.store)
-                if entries is None:
-                    raise LostOutput(item.action)
-                if item.path:
-                    prefix = item.path + "/"
-                    entries = {k[len(prefix) :]: v for k, v in entries.items() if k.startswith(prefix)}
-                inputs[item.label] = "tree:" + str(merkle(entries)[0])
+                inputs[item.label] = "tree:" + str(self._output_tree(item, results[item.action]))
             elif isinstance(item, SourceInput):
-                inputs[item.label] = self._source_value(item)
+                value = self._source_value(item)
+                _reject_floats(value)
+                inputs[item.label] = value
             elif isinstance(item, ExternalInput):
-                inputs[item.label] = self._path_value(Path(item.path))
-        toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
-        config = dict(action.config)
+                inputs[item.label] = self._path_value(os.path.normpath(item.path))
+        self.reads[action.name] = reading
+        toolchain = self._toolchain_key(action.toolchain) if action.toolchain else None
+        config: dict[str, KeyValue] = dict(action.config)
         if action.checks:
             config["checks"] = [list(pair) for pair in action.checks]
         return key_document(
@@ -127,53 +146,102 @@ class Scheduler:
             env=action_env(action),
             outputs=list(action.outputs),
             workdir=action.workdir,
-            platform=self.project.platform.to_key(),
-            toolchain=toolchain.to_key() if toolchain else None,
+            platform=self._platform_key,
+            toolchain=toolchain,
             salt=action.salt,
         )
 
-    def _path_value(self, path: Path) -> str:
-        st = os.lstat(path)
-        self.tracked.add(str(path))
-        if os.path.isdir(path) and not os.path.islink(path):
-            return "tree:" + str(self._tree(path))
-        entry = FileEntry(self.digests(str(path), st), bool(st.st_mode & 0o111))
-        return str(entry.digest) + ("+x" if entry.executable else "")
+    def _toolchain_key(self, name: str) -> KeyValue:
+        found = self._toolchain_keys.get(name)
+        if found is None:
+            toolchain = self.toolchains.get(name)
+            found = toolchain.to_key() if toolchain else None
+            _reject_floats(found)
+            self._toolchain_keys[name] = found
+        return found
 
-    def _tree(self, path: Path) -> Digest:
-        entries: dict[str, Entry] = scan(path, self.digests)
-        self.tracked.update(str(path / rel) for rel in entries)
+    def _output_tree(self, item: OutputInput, result: ActionResult) -> Digest:
+        """The Merkle root of a dependency's outputs (or of one output directory)."""
+        memo = (id(result), item.path)
+        found = self._trees.get(memo)
+        if found is not None:
+            return found
+        entries = output_entries(result, self.store)
+        if entries is None:
+            raise LostOutput(item.action)
+        if item.path:
+            prefix = item.path + "/"
+            entries = {k[len(prefix) :]: v for k, v in entries.items() if k.startswith(prefix)}
+        found = self._trees[memo] = merkle(entries)[0]
+        return found
+
+    def _path_value(self, path: str) -> str:
+        st = os.lstat(path)
+        self.tracked.add(path)
+        self._reading.append(path)
+        if stat_mod.S_ISDIR(st.st_mode):
+            return "tree:" + str(self._tree(path))
+        digest = self.digests(path, st)
+        return str(digest) + ("+x" if st.st_mode & 0o111 else "")
+
+    def _tree(self, path: str) -> Digest:
+        entries: dict[str, Entry] = scan(Path(path), self.digests)
+        found = [os.path.join(path, rel) for rel in entries]
+        self.tracked.update(found)
+        self._reading.extend(found)
         return merkle(entries)[0]
 
     def _source_value(self, item: SourceInput) -> KeyValue:
         source = item.source
-        patches = [self._path_value(self.root / p) for p in getattr(source, "patches", ())]
+        root = str(self.root)
+        patches = [self._path_value(os.path.normpath(os.path.join(root, p))) for p in getattr(source, "patches", ())]
         override = self.overrides.get(item.name)
         if override is not None:
             self.tracked.add(override)
-            return {"override": "tree:" + str(self._tree(Path(override))), "patches": patches}
+            self._reading.append(override)
+            return {"override": "tree:" + str(self._tree(os.path.normpath(override))), "patches": patches}
         if isinstance(source, ArchiveSource):
             return {"fixed": f"sha256:{source.sha256}", "strip": source.strip, "patches": patches}
         if isinstance(source, LocalSource):
-            return {"tree": "tree:" + str(self._tree(self.root / source.path)), "patches": patches}
+            return {"tree": "tree:" + str(self._tree(os.path.normpath(os.path.join(root, source.path)))), "patches": patches}
         if isinstance(source, FileSource) and source.sha256:
             return {"fixed": f"sha256:{source.sha256}"}
         assert isinstance(source, FileSource) and source.path is not None
-        return {"file": self._path_value(self.root / source.path)}
+        return {"file": self._path_value(os.path.normpath(os.path.join(root, source.path)))}
 
     def key_for(self, action: Action, results: Mapping[str, ActionResult]) -> Digest:
-        document = self.key_document(action, results)
-        key = self.store.put_bytes(canonical_json(document))
-        self.documents[action.name] = document
-        self.history.record(action.name, key)
+        """The action's key.  Its document is stored (for ``explain``) when the key is new
+        for the action; otherwise only if the action turns out to run (see ``resolve``)."""
+        data = _encode(self.key_document(action, results))
+        key = Digest.of(data)
+        if self.history.record(action.name, key):
+            self.store.put_bytes(data)
+        else:
+            self._pending[action.name] = data
         return key
 
     # --- running --------------------------------------------------------------
 
-    def run(self, targets: list[str], force: frozenset[str] = frozenset()) -> dict[str, Outcome]:
+    def run(
+        self,
+        targets: list[str],
+        force: frozenset[str] = frozenset(),
+        *,
+        known: Mapping[str, tuple[Digest, ActionResult]] | None = None,
+        exported: frozenset[str] | None = None,
+    ) -> dict[str, Outcome]:
+        """Resolve and run ``targets`` and what they need.
+
+        ``known`` (the incremental path) gives actions whose key and result are
+        already settled: they are not keyed again, and their own dependencies are
+        not visited.  ``exported`` names the actions whose outputs will be written
+        out (and so checked byte for byte then); default: ``targets``.
+        """
         from ._graph import closure, dependants, order  # noqa: PLC0415
 
-        actions = self.project.actions
+        actions: Mapping[str, Action] = self.project.actions
+        if known:
+            actions = {**actions, **dict.fromkeys(known, _SETTLED)}  # type: ignore[arg-type]
         needed = order(actions, closure(actions, targets))
         users = dependants(actions, needed)
         waiting = {n: set(actions[n].dependencies) for n in needed}
@@ -186,7 +254,7 @@ class Scheduler:
         forced = set(force)
         running: dict[Future[tuple[ActionResult, float]], str] = {}
         failed = False
-        target_set = set(targets)
+        target_set = set(targets if exported is None else exported)
 
         def finish(name: str, outcome: Outcome) -> None:
             outcomes[name] = outcome
@@ -219,6 +287,8 @@ class Scheduler:
             reruns[producer] = reruns.get(producer, 0) + 1
             if reruns[producer] > MAX_RERUNS:
                 raise BuildError(f"{producer}: its stored outputs keep disappearing", reason="store-unstable")
+            if known and producer in known:
+                raise LostOutput(producer)  # settled outside this run: the caller builds in full
             results.pop(producer, None)
             outcomes.pop(producer, None)
             keys.pop(producer, None)
@@ -229,6 +299,11 @@ class Scheduler:
 
         def resolve(name: str) -> None:
             """Compute the key; finish from the cache, or queue the action to run."""
+            if known and name in known:
+                key, settled = known[name]
+                keys[name] = key
+                finish(name, Outcome(name, "cached", key, settled))
+                return
             action = actions[name]
             try:
                 key = self.key_for(action, results)
@@ -239,6 +314,7 @@ class Scheduler:
                 fail(name, exc)
                 return
             keys[name] = key
+            document = self._pending.pop(name, None)
             if self.use_cache and name not in forced:
                 hit = self.store.get_action_result(key, verify=name not in target_set)
                 via = "local"
@@ -248,6 +324,8 @@ class Scheduler:
                     self.emit("action-cached", action=name, key=str(key), via=via)
                     finish(name, Outcome(name, "cached", key, hit))
                     return
+            if document is not None:  # it runs: keep its document for explain
+                self.store.put_bytes(document)
             toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
             dependencies = {d: results[d] for d in action.dependencies}
             to_run.append(Staging(action, key, toolchain, dependencies, self.digests.seen, self.overrides))

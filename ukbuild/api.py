@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from . import _journal, _noop
+from . import _incremental, _journal, _noop
 from ._executor import Executor, LostOutput
 from ._graph import closure, order
 from ._materialize import materialize
@@ -320,7 +320,9 @@ class Build:
             tracked = [*project.files, *scheduler.tracked, *(p for t in toolchains.values() for p in tool_paths(t))]
             tracked += [str(session.out_dir / p) for p in written]
             summary = {"actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)}
-            _noop.record(str(session.state_dir), request, tracked, summary)
+            _incremental.record(str(session.state_dir), request, tracked, summary, project=project,
+                                targets=self.targets, toolchains=toolchains, scheduler=scheduler,
+                                outcomes=outcomes, store=session.store, out_dir=str(session.out_dir))
         return result
 
     def _materialize(self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session) -> dict[str, str]:

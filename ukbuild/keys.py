@@ -26,9 +26,16 @@ KEY_VERSION = 1
 def canonical_json(value: object) -> bytes:
     """Encode ``value`` as ukbuild canonical JSON v1 (RFC 8785 compatible, no floats)."""
     _reject_floats(value)
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _encode(value)
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _encode(value: object) -> bytes:
+    """:func:`canonical_json` without the float check, for documents whose parts that
+    could hold a float were checked already (the scheduler's key documents)."""
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def _reject_floats(value: object) -> None:
