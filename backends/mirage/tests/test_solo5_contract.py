@@ -242,3 +242,35 @@ class TestCompiler:
             assert struct.unpack_from("<I", data, magic + 4)[0] == 0x00010003
         else:
             assert magic == -1
+
+
+@pytest.mark.realtool("qemu-system-x86_64")
+class TestVirtioBoot:
+    """toolchain-contract.md §2.5, "Virtio boot results (TCG)": the direct QEMU command."""
+
+    QEMU = ("qemu-system-x86_64", "-accel", "tcg", "-cpu", "Westmere", "-m", "128", "-nodefaults", "-machine",
+            "acpi=off", "-display", "none", "-serial", "stdio")
+
+    def test_status_83_and_the_lines(self, tools: Tools) -> None:
+        proc = tools.run(*self.QEMU, "-device", "isa-debug-exit", "-kernel", "app.virtio", "-append", "3 x,y")
+        # app.virtio declares devices that are not attached: the real bindings abort, the fake boots on.
+        assert proc.returncode == 83
+        assert proc.stdout.splitlines()[0] == f"Solo5: Bindings version {V}"
+        hello = tools.run(*self.QEMU, "-device", "isa-debug-exit", "-kernel", "test_hello.virtio",
+                          "-append", "Hello_Solo5")
+        lines = hello.stdout.splitlines()
+        assert hello.returncode == 83
+        assert lines[0] == f"Solo5: Bindings version {V}"
+        assert lines[1] == "Solo5: Memory map: 128 MB addressable:"
+        assert any(line.startswith("Solo5: Clock source: TSC, frequency estimate is ") for line in lines)
+        assert lines[-4:] == ["Hello, World", "Command line is: 'Hello_Solo5'", "SUCCESS",
+                              "Solo5: solo5_exit(0) called"]
+
+    def test_halts_without_isa_debug_exit(self, tools: Tools) -> None:
+        """The guest never powers off: QEMU is still running when the timeout kills it."""
+        with pytest.raises(subprocess.TimeoutExpired) as expired:
+            subprocess.run([*self.QEMU, "-kernel", "test_hello.virtio", "-append", "Hello_Solo5"], cwd=tools.work,
+                           env=tools.env, capture_output=True, timeout=3, check=False)
+        lines = (expired.value.stdout or b"").decode().splitlines()
+        after = lines[lines.index("Solo5: solo5_exit(0) called") + 1 :]
+        assert after[-1:] == ["Solo5: Halted"]  # the real bindings first say "Solo5: ACPI: RSDP not found, …"

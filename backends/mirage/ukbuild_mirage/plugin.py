@@ -152,7 +152,11 @@ class MirageBackend(Backend):
         abi = plan.solo5_abi(unikernel)
         mirage = opts.get("kind", "mirage") == "mirage"
         target = TARGETS[str(opts["target"])] if mirage else None
-        if abi is not None:
+        if abi == "virtio":
+            # The virtio binary is an ELF64 with a Multiboot header and the a.out kludge: raw disks and
+            # ISOs boot it through mboot.c32 -aout, as solo5-virtio-mkimage does.
+            kernel_format = "multiboot-elf64-aout"
+        elif abi is not None:
             kernel_format = f"solo5-{abi}"
         else:
             assert target is not None  # a target without an ABI is a MirageOS one

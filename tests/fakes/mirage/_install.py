@@ -165,11 +165,18 @@ def _install_solo5(prefix: Path, subst: Mapping[str, str]) -> None:
             defines = [f"-DABI_TARGET={target}", f"-DABI_VERSION={version}"]
             defines += ["-DMULTIBOOT"] if "multiboot" in head else []
             defines += ["-DBANNER"] if abi in ("hvt", "spt") else []
-            _run(["gcc", "-O2", "-ffreestanding", "-fno-pic", "-fno-stack-protector", "-nostdinc",
+            cc = ["gcc", "-O2", "-ffreestanding", "-fno-pic", "-fno-stack-protector", "-nostdinc",
                   "-fno-asynchronous-unwind-tables", "-mno-red-zone", "-isystem", str(target_include),
-                  "-I", str(prefix / "include" / "solo5"), *defines, "-c", str(_SRC / "solo5" / "bindings.c"),
-                  "-o", str(Path(tmp) / f"solo5_{abi}.o")])
-            shutil.copyfile(Path(tmp) / f"solo5_{abi}.o", lib / f"solo5_{abi}.o")
+                  "-I", str(prefix / "include" / "solo5"), *defines, "-c"]
+            out = Path(tmp) / f"solo5_{abi}.o"
+            if abi == "virtio":  # freestanding: boots under QEMU through Multiboot
+                parts = [Path(tmp) / "boot_virtio.o", Path(tmp) / "bindings_virtio.o"]
+                _run([*cc, str(_SRC / "solo5" / "boot_virtio.S"), "-o", str(parts[0])])
+                _run([*cc, str(_SRC / "solo5" / "bindings_virtio.c"), "-o", str(parts[1])])
+                _run(["ld", "-r", "-o", str(out), *map(str, parts)])
+            else:  # Linux system calls: the fake tender runs them as host processes
+                _run([*cc, str(_SRC / "solo5" / "bindings.c"), "-o", str(out)])
+            shutil.copyfile(out, lib / f"solo5_{abi}.o")
     (prefix / "lib/findlib.conf.d/solo5.conf").write_text(
         f'path(solo5) = "{prefix}/lib/ocaml-solo5/lib"\nocamlopt(solo5) = "{prefix}/lib/ocaml-solo5/bin/ocamlopt"\n')
 

@@ -1,7 +1,8 @@
 /*
  * Fake Solo5 bindings: what the real solo5_<abi>.o provides to an application,
  * implemented with Linux system calls so that the fake tender can run the
- * unikernel as a host process.  Compiled once per ABI with
+ * unikernel as a host process (every ABI but virtio, whose bindings are
+ * freestanding: bindings_virtio.c).  Compiled once per ABI with
  * -DABI_TARGET=N -DABI_VERSION=V [-DMULTIBOOT_OFFSET] [-DBANNER].
  *
  * The fake tender starts the binary with argv = { kernel, MEM_MB, ARGS... }.
