@@ -24,7 +24,7 @@ HOST_SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"
 #: Host compilers get a path-mapping wrapper (see the executor).
 HOST_COMPILERS = ("cc", "gcc", "c++", "g++", "cpp")
 #: ukbuild's own programs that actions can run, by command name → module.
-PROGRAMS = {"ukbuild-emit": "ukbuild.emitters"}
+PROGRAMS = {"ukbuild-emit": "ukbuild.emitters", "ukbuild-app": "ukbuild.app.tool"}
 
 FileDigest = Callable[[str, os.stat_result], Digest]
 

@@ -1,0 +1,134 @@
+"""Fixtures for the app tests: apps of the Multiboot example (and prebuilt kernels) in a tmp dir,
+a shared cache per session, and the CI rule for tools that are not on PATH (PyPI modules,
+Debian's kernel): skipped with a reason locally, failed under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ukbuild import api
+from ukbuild.app import AppBuildResult, build_app, load_app
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "multiboot"
+WEBSTACK = REPO / "recipes" / "webstack"
+
+
+def tools_required() -> bool:
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("UKBUILD_REQUIRE_TOOLS") == "1"
+
+
+def require(available: bool, message: str) -> None:
+    """Skip (locally) or fail (under CI=true) when something the test needs is missing."""
+    if available:
+        return
+    if tools_required():
+        pytest.fail(f"CI requires it: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def require_module(name: str, package: str) -> None:
+    require(importlib.util.find_spec(name) is not None,
+            f"needs the PyPI package {package} (pip install -e '.[test]')")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("app-cache")
+
+
+class AppDir:
+    """An app file in a tmp directory, with the Multiboot example as its recipe."""
+
+    def __init__(self, root: Path, cache: Path) -> None:
+        self.root = root
+        self.cache = cache
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def file(self) -> Path:
+        return self.root / "app.toml"
+
+    def write(self, text: str) -> Path:
+        self.file.write_text(text.replace("@EXAMPLE@", str(EXAMPLE)))
+        return self.file
+
+    def options(self, out: str = "out") -> api.BuildOptions:
+        return api.BuildOptions(cache_dir=self.cache, out_dir=self.root / out, jobs=2)
+
+    def build(self, out: str = "out") -> AppBuildResult:
+        return build_app(load_app(self.file), self.options(out))
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path, cache: Path) -> AppDir:
+    return AppDir(tmp_path / "app", cache)
+
+
+#: Two Multiboot services and two volumes: a static tree and a PHP-like application.
+TWO_SERVICES = """
+[app]
+name = "demo"
+
+[service.web]
+recipe = "@EXAMPLE@"
+unikernel = "hello"
+ports = ["18080:80"]
+links = ["php"]
+volumes = [{ image = "www", mount = "/data" }]
+
+[service.php]
+recipe = "@EXAMPLE@"
+unikernel = "hello"
+expose = [9000]
+volumes = [{ image = "php-app", mount = "/data/app" }]
+
+[volume.www]
+format = "ext2"
+tree = "www/"
+
+[volume.php-app]
+format = "ext2"
+tree = "php/"
+"""
+
+
+@pytest.fixture
+def demo(app_dir: AppDir) -> AppDir:
+    (app_dir.root / "www").mkdir()
+    (app_dir.root / "www" / "index.html").write_text("<p>hello</p>\n")
+    (app_dir.root / "php").mkdir()
+    (app_dir.root / "php" / "index.php").write_text("<?php echo 'v1';\n")
+    app_dir.write(TWO_SERVICES)
+    return app_dir
+
+
+@pytest.fixture
+def podman(tmp_path: Path) -> Iterator[list[str]]:
+    """podman with private storage (vfs: nothing mounted) and a short runroot; cleaned up after."""
+    runroot = tempfile.mkdtemp(prefix="ukpm-", dir="/tmp")  # podman wants it under 50 characters
+    storage = tmp_path / "storage"
+    argv = ["podman", "--root", str(storage), "--runroot", runroot, "--storage-driver", "vfs",
+            "--events-backend", "file", "--cgroup-manager", "cgroupfs"]
+    try:
+        yield argv
+    finally:
+        subprocess.run([*argv, "rm", "--all", "--force"], capture_output=True, timeout=60)
+        shutil.rmtree(runroot, ignore_errors=True)
+        shutil.rmtree(storage, ignore_errors=True)
