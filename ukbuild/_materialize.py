@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._executor import LostOutput, output_entries
 from ._journal import FileDigests
 from ._reapi import ActionResult, Digest
-from ._store import Store
+from ._store import COMPRESS_MIN, Store
 from ._trees import DirEntry, FileEntry, LinkEntry
 from .errors import BuildError
 
@@ -53,11 +54,21 @@ def materialize(
     def place(rel: str) -> None:
         _place_file(name, files[rel], os.path.join(root, rel), store, digests)
 
-    if jobs > 1 and len(files) > 1:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(place, files))
+    # Large (compressed) blobs on worker threads, largest first: decompressing, hashing and
+    # writing a MiB at a time release the GIL for long stretches.  Small files on this
+    # thread: for them the GIL would change hands at every system call (futex storms).
+    large = sorted((rel for rel in files if files[rel].digest.size >= COMPRESS_MIN),
+                   key=lambda rel: -files[rel].digest.size)
+    small = [rel for rel in files if files[rel].digest.size < COMPRESS_MIN]
+    if jobs > 1 and large:
+        with ThreadPoolExecutor(max_workers=min(jobs, len(large))) as pool:
+            pending = [pool.submit(place, rel) for rel in large]
+            for rel in small:
+                place(rel)
+            for future in pending:
+                future.result()
     else:
-        for rel in files:
+        for rel in (*large, *small):
             place(rel)
     return {rel: entry.digest for rel, entry in files.items()}
 
@@ -81,22 +92,23 @@ def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests:
         st = os.lstat(target)
     except FileNotFoundError:
         st = None
-    if st is not None and not os.path.islink(target) and os.path.isfile(target):
+    if st is not None and stat.S_ISREG(st.st_mode):
         if st.st_size == entry.digest.size and digests(target, st) == entry.digest:
             if st.st_mode & 0o777 != mode:
                 os.chmod(target, mode)
             if os.path.lexists(tmp):  # a killed build's partial copy
                 os.unlink(tmp)
             return
+    placed = False
     try:
-        if not store.export(entry.digest, Path(tmp), executable=entry.executable):
+        if not store.export(entry.digest, tmp, executable=entry.executable, exact_mode=True):
             raise LostOutput(name)
-        os.chmod(tmp, mode)
-        if os.path.isdir(target) and not os.path.islink(target):
+        if st is not None and stat.S_ISDIR(st.st_mode):
             shutil.rmtree(target)
         os.replace(tmp, target)
+        placed = True
     finally:
-        if os.path.lexists(tmp):
+        if not placed and os.path.lexists(tmp):
             os.unlink(tmp)
 
 
