@@ -124,7 +124,6 @@ def plan_services(app: App, backends: Mapping[str, Backend] | None = None) -> di
                 hint='use container = "launcher" (QEMU in the container), or build the unikernel for hvt/spt',
                 reason="bad-value")
         plans[name] = ServicePlan(service, _guest(meta), project, spec, backend, meta)
-    network.plan(app)  # addresses kept for port forwarding must be free
     return plans
 
 
@@ -306,8 +305,7 @@ def launcher_action(app: App, plan: ServicePlan, endpoint: network.Endpoint, out
         drives.append((f"/ukbuild/drives/{index}.img", drive.readonly))
     drives += [(str(p), False) for p in volume_paths]
     links = [(link, app.services[link].address, port) for link in service.links for port in app.services[link].served]
-    slirp = endpoint.slirp or network.Slirp(str(app.network.broadcast_address - 1),
-                                            str(app.network.broadcast_address - 2))
+    slirp = network.gateway_slirp(app)
     extra = list(launch.extra_args)  # type: ignore[attr-defined]
     facts = launcher.launch_facts(
         name=service.name, address=endpoint.address, prefix=endpoint.prefix, network=str(app.network),

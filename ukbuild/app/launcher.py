@@ -145,7 +145,8 @@ def launch_facts(*, name: str, address: str, prefix: int, network: str, mac: str
                               hint="use arguments without white space or quotes", reason="bad-value")
     return {
         "UKB_NAME": name, "UKB_ADDR": address, "UKB_PREFIX": str(prefix), "UKB_NET": network, "UKB_MAC": mac,
-        "UKB_DHCP": str(ipaddress.IPv4Network(network).network_address + 2), "UKB_SLIRP_HOST": slirp_host, "UKB_SLIRP_DNS": slirp_dns, "UKB_PORTS": " ".join(map(str, ports)),
+        "UKB_DHCP": str(ipaddress.IPv4Network(network).network_address + 3), "UKB_SLIRP_HOST": slirp_host,
+        "UKB_SLIRP_DNS": slirp_dns, "UKB_PORTS": " ".join(map(str, ports)),
         "UKB_LINKS": " ".join(f"{n}:{a}:{p}" for n, a, p in links), "UKB_MEMORY": str(memory),
         "UKB_APPEND": append, "UKB_EXTRA": " ".join(extra),
         "UKB_DRIVES": " ".join(f"{path}:{'ro' if ro else 'rw'}" for path, ro in drives),

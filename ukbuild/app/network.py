@@ -6,10 +6,10 @@ the app runs:
 
 - ``ukbuild run APP``: the VMs share one Ethernet segment through a
   user-space switch (:class:`Hub`) over QEMU ``dgram`` netdevs on Unix
-  sockets — no root, no tap, no host address.  A service with published
-  ports also gets a QEMU user-mode netdev (``restrict=on``) on the same
-  segment, through a QEMU hub inside its VM, whose ``hostfwd`` listens on
-  127.0.0.1.
+  sockets — no root, no tap, no host address.  When ports are published, a
+  gateway joins the segment at ``.1``: a QEMU without a machine whose
+  user-mode network (``restrict=on``, so nothing leaves) forwards each
+  published port from 127.0.0.1 to its service (``hostfwd``).
 - In a container (the launcher image), the guest keeps its app address;
   QEMU's user-mode network is set to the app network, publishes the
   service's ports on the container's interfaces and forwards connections to
@@ -73,28 +73,15 @@ def mac_address(app: str, service: str) -> str:
 
 
 def plan(app: App) -> dict[str, Endpoint]:
-    """Every service's endpoint; slirp host/DNS addresses come from the top of the network down."""
-    top = app.network.broadcast_address - 1
-    taken = {s.address: s.name for s in app.services.values()}
-    endpoints = {}
-    index = 0
-    for name in app.order():
-        service = app.services[name]
-        slirp = None
-        if service.ports:
-            host, dns = str(top - 2 * index), str(top - 2 * index - 1)
-            index += 1
-            for address in (host, dns):
-                if address in taken:
-                    raise ConfigError(
-                        f"{app.services[taken[address]].origin}: service.{taken[address]}.address: {address} is "
-                        "used by ukbuild for the port forwarding of a service with published ports",
-                        hint=f"addresses from the top of {app.network} down are kept for that; pick a lower one",
-                        reason="bad-value")
-            slirp = Slirp(host, dns)
-        endpoints[name] = Endpoint(name, service.address, app.network.prefixlen, app.gateway,
-                                   mac_address(app.name, name), slirp)
-    return endpoints
+    """Every service's endpoint on the app network."""
+    return {name: Endpoint(name, app.services[name].address, app.network.prefixlen, app.gateway,
+                           mac_address(app.name, name), gateway_slirp(app))
+            for name in app.order()}
+
+
+def gateway_slirp(app: App) -> Slirp:
+    """The user-mode network's own addresses: the gateway (.1) and a DNS address (.2)."""
+    return Slirp(app.gateway, str(app.network.network_address + 2))
 
 
 # --- guest configuration -------------------------------------------------------------------
@@ -172,20 +159,32 @@ def guest_cmdline(guest: str, base: str, endpoint: Endpoint | None, *, blk: Sequ
 
 
 def qemu_net_args(app: App, service: Service, endpoint: Endpoint, sock_dir: str) -> list[str]:
-    """``-netdev``/``-device`` options joining the VM to the hub (and publishing its ports)."""
+    """``-netdev``/``-device`` options joining the VM to the hub."""
     dgram = (f"dgram,id=app,local.type=unix,local.path={_path(sock_dir, service.name)},"
              f"remote.type=unix,remote.path={_path(sock_dir, 'hub')}")
-    nic = f"virtio-net-pci,mac={endpoint.mac},romfile="
-    if endpoint.slirp is None:
-        return ["-netdev", dgram, "-device", f"{nic},netdev=app"]
-    forwards = ",".join(f"hostfwd=tcp:127.0.0.1:{p.host}-{endpoint.address}:{p.guest}" for p in service.ports)
-    user = (f"user,id=pub,restrict=on,ipv6=off,net={app.network},host={endpoint.slirp.host},"
-            f"dns={endpoint.slirp.dns},dhcpstart={app.network.network_address + 2},{forwards}")
-    return ["-netdev", dgram, "-netdev", user,
-            "-netdev", "hubport,id=hub-app,hubid=0,netdev=app",
-            "-netdev", "hubport,id=hub-pub,hubid=0,netdev=pub",
-            "-netdev", "hubport,id=hub-nic,hubid=0",
-            "-device", f"{nic},netdev=hub-nic"]
+    return ["-netdev", dgram, "-device", f"virtio-net-pci,mac={endpoint.mac},romfile=,netdev=app"]
+
+
+def gateway_argv(app: App, sock_dir: str, qemu: str = "qemu-system-x86_64") -> list[str] | None:
+    """The app's gateway: a QEMU with no machine whose user-mode network (``restrict=on``) sits on the
+    segment at ``.1`` and forwards every published port from 127.0.0.1; None when nothing is published.
+
+    It is a separate port of the switch, so it sees only broadcasts and frames for its own MAC
+    (a user-mode netdev inside a guest's QEMU would see that guest's traffic with its peers and
+    answer it with resets).
+    """
+    forwards = [f"hostfwd=tcp:127.0.0.1:{p.host}-{s.address}:{p.guest}"
+                for s in app.services.values() for p in s.ports]
+    if not forwards:
+        return None
+    slirp = gateway_slirp(app)
+    dgram = (f"dgram,id=app,local.type=unix,local.path={_path(sock_dir, 'gateway')},"
+             f"remote.type=unix,remote.path={_path(sock_dir, 'hub')}")
+    user = (f"user,id=pub,restrict=on,ipv6=off,net={app.network},host={slirp.host},dns={slirp.dns},"
+            f"dhcpstart={app.network.network_address + 3}," + ",".join(forwards))
+    return [qemu, "-machine", "none", "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none",
+            "-netdev", dgram, "-netdev", user,
+            "-netdev", "hubport,id=hub-app,hubid=0,netdev=app", "-netdev", "hubport,id=hub-pub,hubid=0,netdev=pub"]
 
 
 def _path(directory: str, name: str) -> str:

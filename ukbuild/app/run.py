@@ -3,7 +3,7 @@
 The VMs share one Ethernet segment through :class:`~ukbuild.app.network.Hub`
 (QEMU ``dgram`` netdevs on Unix sockets in a private temporary directory):
 no root, no tap device, no host address besides 127.0.0.1, where the
-published ports listen (QEMU user-mode ``hostfwd``, ``restrict=on``).
+published ports listen (a gateway QEMU's user-mode ``hostfwd``, ``restrict=on``).
 Services start in link order; everything is stopped on exit, on an error
 and on Ctrl-C.
 """
@@ -69,6 +69,7 @@ class AppRun:
         self._dir = tempfile.mkdtemp(prefix="ukb-app-", dir="/tmp")
         self.commands = guest_commands(app, plans, built, self._dir, accel=accel)
         self.hub: network.Hub | None = None
+        self.gateway: subprocess.Popen[bytes] | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.output: dict[str, bytearray] = {c.service: bytearray() for c in self.commands}
         self._threads: list[threading.Thread] = []
@@ -92,6 +93,18 @@ class AppRun:
             raise RunError(f"QEMU not found: {qemu} is not on PATH", hint="apt-get install qemu-system-x86",
                            reason="qemu-not-found")
         self.hub = network.Hub(self._dir)
+        gateway = network.gateway_argv(self.app, self._dir, qemu)
+        if gateway is not None:
+            self.gateway = subprocess.Popen(gateway, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE, start_new_session=True)
+            try:
+                _, errors = self.gateway.communicate(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass  # running
+            else:
+                raise RunError(f"the app's gateway (QEMU user-mode network) failed: {errors.decode().strip()}",
+                               detail="command: " + shlex.join(gateway),
+                               hint="check that no other program listens on the published ports", reason="qemu-failed")
         for command in self.commands:
             proc = subprocess.Popen(command.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, start_new_session=True)
@@ -166,6 +179,14 @@ class AppRun:
                 proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+        if self.gateway is not None:
+            if self.gateway.poll() is None:
+                self.gateway.terminate()
+            try:
+                self.gateway.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.gateway.kill()
+                self.gateway.communicate()
         for thread in self._threads:
             thread.join(2)
         if self.hub is not None:

@@ -1,0 +1,94 @@
+"""Launcher images: QEMU and the unikernel in an OCI image that runs on any OCI runtime.
+
+The acceptance check: the launcher image of the Multiboot example runs under
+``podman --runtime runc run`` (the flags ci-machine.md says podman needs here)
+and the kernel's console lines appear in the container's output.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from ukbuild.app.launcher import LAUNCH_SCRIPT
+
+from .conftest import AppDir
+
+MULTIBOOT = """
+[app]
+name = "mb"
+
+[service.hello]
+recipe = "@EXAMPLE@"
+unikernel = "hello"
+"""
+
+
+def manifest_of(layout: Path) -> tuple[dict, dict]:
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads((layout / "blobs" / "sha256" / digest).read_text())
+    config = json.loads((layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]).read_text())
+    return manifest, config
+
+
+def layer_files(layout: Path, descriptor: dict) -> dict[str, tarfile.TarInfo]:
+    data = zlib.decompress((layout / "blobs" / "sha256" / descriptor["digest"].split(":")[1]).read_bytes(),
+                           16 + zlib.MAX_WBITS)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_two_layers_shared_base_and_static_config(demo: AppDir) -> None:
+    result = demo.build()
+    web_manifest, web_config = manifest_of(result.launchers["web"])
+    php_manifest, _ = manifest_of(result.launchers["php"])
+    assert len(web_manifest["layers"]) == 2
+    assert web_manifest["layers"][0] == php_manifest["layers"][0]  # one base layer for every service
+    assert web_config["config"]["Entrypoint"] == ["/ukbuild/launch"]
+    assert web_config["config"]["Labels"]["dev.ukbuild.service"] == "web"
+    base = layer_files(result.launchers["web"], web_manifest["layers"][0])
+    assert {"usr/bin/qemu-system-x86_64", "usr/bin/busybox", "usr/share/seabios/bios-256k.bin",
+            "usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"} <= set(base)
+    assert base["lib64"].issym() and base["usr/bin/sh"].linkname == "busybox"
+    app = layer_files(result.launchers["web"], web_manifest["layers"][1])
+    assert {"ukbuild/kernel", "ukbuild/launch", "ukbuild/service.env",
+            "ukbuild/volumes/www/image/www.ext2"} <= set(app)
+    assert app["ukbuild/launch"].mode == 0o755
+
+
+def test_service_env_holds_the_guest_config(demo: AppDir) -> None:
+    result = demo.build()
+    manifest, _ = manifest_of(result.launchers["web"])
+    data = zlib.decompress((result.launchers["web"] / "blobs/sha256" / manifest["layers"][1]["digest"][7:]).read_bytes(),
+                           16 + zlib.MAX_WBITS)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        env = tar.extractfile("ukbuild/service.env").read().decode()  # type: ignore[union-attr]
+    assert "UKB_ADDR=10.77.0.10\n" in env and "UKB_PORTS=80\n" in env
+    assert "UKB_LINKS=php:10.77.0.11:9000\n" in env  # guestfwd to the name php
+    assert "UKB_DRIVES=/ukbuild/volumes/www/image/www.ext2:rw\n" in env
+    check = subprocess.run(["sh", "-n", "-c", LAUNCH_SCRIPT], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.realtool("podman", "runc", "qemu-system-x86_64")
+def test_multiboot_launcher_runs_under_podman(app_dir: AppDir, podman: list[str]) -> None:
+    app_dir.write(MULTIBOOT)
+    layout = app_dir.build().launchers["hello"]
+    pulled = subprocess.run([*podman, "pull", "-q", f"oci:{layout}:latest"], capture_output=True, text=True,
+                            timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    image = pulled.stdout.strip().splitlines()[-1]
+    run = subprocess.run([*podman, "--runtime", "runc", "run", "--rm", "--network", "none",
+                          "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", image],
+                         capture_output=True, text=True, timeout=120)
+    assert "HELLO from ukbuild" in run.stdout, run.stdout + run.stderr
+    assert 'CMDLINE: kernel hello from the ukbuild example, args: a,b "c d"' in run.stdout
+    assert "the container has no network" in run.stderr
+    assert run.returncode == 1  # isa-debug-exit: the guest's status 0 → QEMU's 1
