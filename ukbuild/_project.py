@@ -25,6 +25,7 @@ from .model import (
     ArchiveSource,
     Input,
     LocalSource,
+    NativeStage,
     Origin,
     OutputInput,
     Package,
@@ -34,8 +35,8 @@ from .model import (
     Source,
     ToolchainSpec,
 )
-from .images import emit_toolchains, image_action
-from .packages import package_action
+from .images import DATA_FORMATS, ImageSpec, data_image_action, emit_toolchains, image_action
+from .packages import package_actions
 from .plugins import Backend, UnikernelSpec
 
 if sys.version_info >= (3, 11):
@@ -50,10 +51,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 _TOP = {"project", "toolchain", "action", "package", "unikernel", "image"}
-_PROJECT = {"name", "default"}
+_PROJECT = {"name", "default", "include"}
 _TOOLCHAIN = {"tools"}
 _ACTION = {"command", "outputs", "inputs", "deps", "env", "toolchain", "workdir", "foreach", "salt"}
-_PACKAGE = {"version", "source", "depends", "toolchain", "steps", "env"}
+_PACKAGE = {"version", "source", "depends", "toolchain", "steps", "env", "configure_answers", "stubs", "targets", "native"}
+_NATIVE = {"steps", "env", "toolchain"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARCHIVE = {"url", "sha256", "strip", "patches"}
 _LOCAL = {"path", "patches"}
 _DEP = {"action", "at", "path"}
@@ -78,13 +81,24 @@ def find_project_file(path: Path) -> Path:
     return candidate
 
 
-def load_project(path: Path | str, backends: Mapping[str, Backend] | None = None) -> Project:
+def load_project(
+    path: Path | str, backends: Mapping[str, Backend] | None = None, *, retarget: Mapping[str, str] | None = None
+) -> Project:
     """Read and validate a project file; raises ConfigError with file:line on any mistake.
 
     ``backends`` (by name) plan the ``[unikernel.*]`` tables; by default the
     installed backend plugins are loaded, only if the project has such tables.
+    ``retarget`` maps toolchain names to others for every package, e.g.
+    ``{"rumprun": "host"}`` to run a cross recipe's steps natively (a smoke
+    build): packages no longer built with a backend's toolchain get no
+    ``configure_answers``.
     """
     file = find_project_file(Path(path)).absolute()  # not resolve(): symlinked inputs (Bazel) stay where given
+    data, text = _read(file)
+    return _Loader(file, text, backends).project(data, dict(retarget or {}))
+
+
+def _read(file: Path) -> tuple[Mapping[str, object], str]:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -105,16 +119,26 @@ def load_project(path: Path | str, backends: Mapping[str, Backend] | None = None
             hint="fix the syntax at that line (see https://toml.io)",
             reason="toml-syntax",
         ) from exc
-    return _Loader(file, text, backends).project(data)
+    return data, text
 
 
 class _Loader:
-    def __init__(self, file: Path, text: str, backends: Mapping[str, Backend] | None) -> None:
+    def __init__(
+        self, file: Path, text: str, backends: Mapping[str, Backend] | None, *,
+        top: _Loader | None = None,
+    ) -> None:
         self.file = file
         self.root = file.parent
         self.origins = Origins(text)
         self.graph_dirs: set[str] = set()
         self._backends = backends
+        #: The loader of the project file itself; included recipe files are read by their own
+        #: loaders (for their own file:line), their paths rebased onto the top project's root.
+        self.top = top or self
+        #: Recipe files already read (resolved path → the file that included it first).
+        self.loaded: dict[str, str] = {} if top is None else top.loaded
+        #: What each of those files defines: its toolchains and packages.
+        self.included: dict[str, tuple[dict[str, ToolchainSpec], dict[str, Package]]] = {}
 
     def backend(self, name: str, path: tuple[str, ...]) -> Backend:
         if self._backends is None:
@@ -192,24 +216,12 @@ class _Loader:
 
     # --- sections -----------------------------------------------------------
 
-    def project(self, data: Mapping[str, object]) -> Project:
+    def project(self, data: Mapping[str, object], retarget: Mapping[str, str]) -> Project:
         self.table(data, (), _TOP)
         meta = self.table(data.get("project", {}), ("project",), _PROJECT)
         name = self.name(self.string(self.required(meta, "name", ("project",)), ("project", "name")), ("project", "name"))
-        toolchains = {DEFAULT_TOOLCHAIN: ToolchainSpec(DEFAULT_TOOLCHAIN, DEFAULT_HOST_TOOLS, Origin(str(self.file)))}
-        raw_toolchains = data.get("toolchain", {})
-        for tc_name, tc in self.table(raw_toolchains, ("toolchain",), set(raw_toolchains or ())).items():
-            path = ("toolchain", self.name(tc_name, ("toolchain", tc_name)))
-            if isinstance(tc, dict) and "backend" in tc:
-                backend_name = self.string(tc["backend"], path + ("backend",))
-                backend = self.backend(backend_name, path + ("backend",))
-                options = {k: v for k, v in tc.items() if k != "backend"}
-                self.table(options, path, set(backend.TOOLCHAIN_OPTIONS))
-                toolchains[tc_name] = ToolchainSpec(tc_name, (), self.origin(path), backend_name, options)
-                continue
-            body = self.table(tc, path, _TOOLCHAIN)
-            tools = self.strings(body.get("tools", list(DEFAULT_HOST_TOOLS)), path + ("tools",))
-            toolchains[tc_name] = ToolchainSpec(tc_name, tools, self.origin(path + ("tools",)))
+        self.loaded[str(self.file.resolve())] = str(self.file)
+        toolchains, packages_by_name = self.library(data, meta)
         actions: dict[str, Action] = {}
         groups: dict[str, list[str]] = {}
         raw_actions = data.get("action", {})
@@ -217,11 +229,7 @@ class _Loader:
             for action in self.actions(action_name, body, toolchains):
                 actions[action.name] = action
                 groups.setdefault(action_name, []).append(action.name)
-        raw_packages = data.get("package", {})
-        packages = [
-            self.package(pkg_name, body, toolchains)
-            for pkg_name, body in self.table(raw_packages, ("package",), set(raw_packages or ())).items()
-        ]
+        packages = [self.retargeted(pkg, toolchains, retarget) for pkg in packages_by_name.values()]
         for pkg in packages:
             if pkg.name in groups:
                 raise self.error(("package", pkg.name), "an action has the same name", hint="rename one of them", reason="duplicate-name")
@@ -229,8 +237,17 @@ class _Loader:
         for pkg in packages:
             for dep in pkg.depends:
                 if dep not in {p.name for p in packages}:
-                    raise self.unknown(("package", pkg.name, "depends"), dep, [p.name for p in packages])
-            actions[pkg.name] = package_action(pkg)
+                    raise ConfigError(
+                        f"{pkg.origin}: package.{pkg.name}.depends: no package named '{dep}'",
+                        hint=_suggest(dep, [p.name for p in packages]) + " (packages of other recipe files need"
+                        " [project] include = [\"../DIR\"])", reason="unknown-dependency",
+                    )
+            for action in package_actions(pkg):
+                if action.name in actions and action.name != pkg.name:
+                    raise ConfigError(f"{pkg.origin}: package.{pkg.name}.native: its action '{action.name}' clashes with another",
+                                      hint="rename one of them", reason="duplicate-name")
+                actions[action.name] = action
+                groups.setdefault(action.name, [action.name])
         unikernels = {}
         raw_unikernels = data.get("unikernel", {})
         for uk_name, body in self.table(raw_unikernels, ("unikernel",), set(raw_unikernels or ())).items():
@@ -248,6 +265,15 @@ class _Loader:
         for image_name, body in self.table(raw_images, ("image",), set(raw_images or ())).items():
             path = ("image", self.name(image_name, ("image", image_name)))
             table = self.table(body, path, set(body) if isinstance(body, dict) else set())
+            if image_name in groups:
+                raise self.error(path, "an action, package or unikernel has the same name", hint="rename one of them", reason="duplicate-name")
+            if table.get("format") in DATA_FORMATS:
+                image, action = self.data_image(image_name, table, path)
+                toolchains.update(emit_toolchains({image.format}, self.origin(path)))
+                actions[image_name] = action
+                groups[image_name] = [image_name]
+                images[image_name] = image
+                continue
             target = self.string(self.required(table, "unikernel", path), path + ("unikernel",))
             if target not in unikernels:
                 raise self.unknown(path + ("unikernel",), target, sorted(unikernels))
@@ -277,6 +303,124 @@ class _Loader:
             unikernels=unikernels,
             images=images,
         )
+
+    def library(self, data: Mapping[str, object], meta: Mapping[str, object]) -> tuple[dict[str, ToolchainSpec], dict[str, Package]]:
+        """This file's toolchains and packages, after those of the recipe files it includes."""
+        toolchains = {DEFAULT_TOOLCHAIN: ToolchainSpec(DEFAULT_TOOLCHAIN, DEFAULT_HOST_TOOLS, Origin(str(self.file)))}
+        packages: dict[str, Package] = {}
+        includes = self.strings(meta.get("include", []), ("project", "include"))
+        for index, rel in enumerate(includes):
+            self.include(rel, ("project", "include"), index, toolchains, packages)
+        raw_toolchains = data.get("toolchain", {})
+        for tc_name, tc in self.table(raw_toolchains, ("toolchain",), set(raw_toolchains or ())).items():
+            path = ("toolchain", self.name(tc_name, ("toolchain", tc_name)))
+            if isinstance(tc, dict) and "backend" in tc:
+                backend_name = self.string(tc["backend"], path + ("backend",))
+                backend = self.backend(backend_name, path + ("backend",))
+                options = {k: v for k, v in tc.items() if k != "backend"}
+                self.table(options, path, set(backend.TOOLCHAIN_OPTIONS))
+                spec = ToolchainSpec(tc_name, (), self.origin(path), backend_name, options)
+            else:
+                body = self.table(tc, path, _TOOLCHAIN)
+                tools = self.strings(body.get("tools", list(DEFAULT_HOST_TOOLS)), path + ("tools",))
+                spec = ToolchainSpec(tc_name, tools, self.origin(path + ("tools",)))
+            self.merge_toolchain(spec, toolchains, path)
+        raw_packages = data.get("package", {})
+        for pkg_name, body in self.table(raw_packages, ("package",), set(raw_packages or ())).items():
+            pkg = self.package(pkg_name, body, toolchains)
+            if pkg.name in packages:
+                raise self.error(
+                    ("package", pkg.name), f"already defined in {packages[pkg.name].origin}",
+                    hint="a package is defined in one recipe file; include that file instead of repeating it",
+                    reason="duplicate-name",
+                )
+            packages[pkg.name] = pkg
+        return toolchains, packages
+
+    def merge_toolchain(self, spec: ToolchainSpec, toolchains: dict[str, ToolchainSpec], path: tuple[str, ...]) -> None:
+        known = toolchains.get(spec.name)
+        same = known is not None and (known.backend, known.tools, dict(known.options)) == (spec.backend, spec.tools, dict(spec.options))
+        if known is not None and not same and known.origin.file != str(self.file) and spec.name != DEFAULT_TOOLCHAIN:
+            raise self.error(
+                path, f"differs from the toolchain of the same name in {known.origin}",
+                hint="recipe files that include each other must declare a shared toolchain the same way",
+                reason="toolchain-conflict",
+            )
+        toolchains[spec.name] = spec
+
+    def include(
+        self, rel: str, path: tuple[str, ...], index: int,
+        toolchains: dict[str, ToolchainSpec], packages: dict[str, Package],
+    ) -> None:
+        """Read a recipe file (a directory holding ukbuild.toml, or a file), relative to this one."""
+        target = self.root / rel
+        candidate = target / PROJECT_FILE if target.is_dir() else target
+        if PurePosixPath(rel).is_absolute() or not candidate.is_file():
+            raise self.error(
+                path, f"{rel!r}: no recipe file there ({candidate})",
+                hint='name a recipe directory or file relative to this file, e.g. include = ["../zlib"]',
+                reason="missing-input",
+            )
+        resolved = str(candidate.resolve())
+        self.graph_dirs.add(str(candidate.absolute()))
+        self.top.graph_dirs.add(str(candidate.absolute()))
+        if resolved in self.loaded:
+            sub_toolchains, sub_packages = self.top.included[resolved]
+        else:
+            self.loaded[resolved] = str(self.file)
+            data, text = _read(candidate.absolute())
+            sub = _Loader(Path(os.path.normpath(candidate.absolute())), text, self._backends, top=self.top)
+            sub.table(data, (), _TOP)
+            meta = sub.table(data.get("project", {}), ("project",), _PROJECT)
+            sub_toolchains, sub_packages = sub.library(data, meta)
+            self.top.included[resolved] = (sub_toolchains, sub_packages)
+        for spec in sub_toolchains.values():
+            if spec.name != DEFAULT_TOOLCHAIN or DEFAULT_TOOLCHAIN not in toolchains:
+                self.merge_toolchain(spec, toolchains, path)
+        for pkg in sub_packages.values():
+            known = packages.get(pkg.name)
+            if known is not None and known is not pkg:
+                raise self.error(
+                    path, f"{rel!r} defines package '{pkg.name}', already defined in {known.origin}",
+                    hint="define each package in one recipe file and include that file everywhere",
+                    reason="duplicate-name",
+                )
+            packages[pkg.name] = pkg
+
+    def retargeted(self, pkg: Package, toolchains: Mapping[str, ToolchainSpec], retarget: Mapping[str, str]) -> Package:
+        name = retarget.get(pkg.toolchain or DEFAULT_TOOLCHAIN)
+        if name is not None:
+            if name not in toolchains:
+                raise ConfigError(f"retarget: no toolchain named '{name}'", hint="known: " + ", ".join(sorted(toolchains)), reason="unknown-toolchain")
+            pkg = attrs.evolve(pkg, toolchain=name)
+            if pkg.native is not None and (pkg.native.toolchain or DEFAULT_TOOLCHAIN) in retarget:
+                pkg = attrs.evolve(pkg, native=attrs.evolve(pkg.native, toolchain=retarget[pkg.native.toolchain or DEFAULT_TOOLCHAIN]))
+        spec = toolchains.get(pkg.toolchain or DEFAULT_TOOLCHAIN)
+        if pkg.configure_answers and (spec is None or spec.backend is None):
+            pkg = attrs.evolve(pkg, configure_answers=())  # answers are for cross builds only
+        return pkg
+
+    def rebase(self, rel: str) -> str:
+        """A path of this file's directory, relative to the top project's root (may use '..')."""
+        if self.top is self:
+            return rel
+        return os.path.relpath(os.path.normpath(self.root / rel), self.top.root)
+
+    def data_image(self, name: str, table: Mapping[str, object], path: tuple[str, ...]) -> tuple[ImageSpec, Action]:
+        for field in ("tree",):
+            value = table.get(field)
+            if isinstance(value, str) and value and not PurePosixPath(value).is_absolute() and ".." not in PurePosixPath(value).parts:
+                if not (self.root / value).is_dir():
+                    raise self.error(path + (field,), f"{value!r} is not a directory of the project",
+                                     hint=f"create {value} (the image's content) or fix the path", reason="missing-input")
+        files = table.get("files", {})
+        if isinstance(files, dict):
+            for image_path, value in files.items():
+                if isinstance(value, str) and not (self.root / value).is_file():
+                    raise self.error(path + ("files", image_path), f"{value!r} is not a file of the project",
+                                     hint="create it or fix the path (paths are relative to the project root)",
+                                     reason="missing-input")
+        return data_image_action(name, table, self.origin(path))
 
     def unikernel(self, name: str, body: object, toolchains: Mapping[str, ToolchainSpec]) -> tuple[UnikernelSpec, list[Action]]:
         path = ("unikernel", self.name(name, ("unikernel", name)))
@@ -406,9 +550,9 @@ class _Loader:
             inputs.extend(OutputInput(m, item.dest, item.path) for m in members)
         return attrs.evolve(action, inputs=inputs)
 
-    def env(self, value: object, path: tuple[str, ...]) -> dict[str, str]:
+    def env(self, value: object, path: tuple[str, ...], *, example: str = 'env = { CFLAGS = "-O2" }') -> dict[str, str]:
         if not isinstance(value, dict):
-            raise self.error(path, f"expected a table of strings, got {_kind(value)}", hint='env = { CFLAGS = "-O2" }', reason="bad-value")
+            raise self.error(path, f"expected a table of strings, got {_kind(value)}", hint=example, reason="bad-value")
         for key, item in value.items():
             self.string(item, path + (key,))
         return dict(value)
@@ -420,6 +564,42 @@ class _Loader:
         toolchain = self.string(table.get("toolchain", DEFAULT_TOOLCHAIN), path + ("toolchain",))
         if toolchain not in toolchains:
             raise self.error(path + ("toolchain",), f"no toolchain named '{toolchain}'", hint="declare it as [toolchain." + toolchain + "]", reason="unknown-toolchain")
+        answers = self.env(table.get("configure_answers", {}), path + ("configure_answers",),
+                           example='configure_answers = { ac_cv_func_fork = "no" }')
+        for key in answers:
+            if not _ENV_NAME.match(key):
+                raise self.error(path + ("configure_answers", key), "not a variable name",
+                                 hint="answers are exported as environment variables: letters, digits and _",
+                                 reason="bad-value")
+        stubs = []
+        for stub in self.strings(table.get("stubs", []), path + ("stubs",)):
+            rel = self.relpath(stub, path + ("stubs",), directory_ok=False)
+            if not rel.endswith((".c", ".cc")):
+                raise self.error(path + ("stubs",), f"{rel!r} is not a C or C++ source (.c, .cc)",
+                                 hint="each stub X.c is compiled into stubs/X.o and stubs/libX.a", reason="bad-value")
+            if not (self.root / rel).is_file():
+                raise self.error(path + ("stubs",), f"stub {rel!r} not found",
+                                 hint="stub paths are relative to the recipe file's directory", reason="missing-input")
+            stubs.append((PurePosixPath(rel).name, os.path.normpath(self.root / rel)))
+        if len({n for n, _ in stubs}) != len(stubs):
+            raise self.error(path + ("stubs",), "two stubs have the same file name", hint="rename one", reason="bad-value")
+        targets = self.strings(table.get("targets", []), path + ("targets",))
+        native = None
+        if "native" in table:
+            npath = path + ("native",)
+            ntable = self.table(table["native"], npath, _NATIVE)
+            ntool = self.string(ntable.get("toolchain", DEFAULT_TOOLCHAIN), npath + ("toolchain",))
+            if ntool not in toolchains:
+                raise self.error(npath + ("toolchain",), f"no toolchain named '{ntool}'",
+                                 hint=f'declare [toolchain.{ntool}] with the host tools it runs, or use "host"',
+                                 reason="unknown-toolchain")
+            if getattr(toolchains[ntool], "backend", None) is not None:
+                raise self.error(npath + ("toolchain",), f"'{ntool}' is a backend (cross) toolchain",
+                                 hint="the native stage builds helper programs that run on the build host", reason="bad-value")
+            native = NativeStage(
+                steps=self.strings(self.required(ntable, "steps", npath), npath + ("steps",)),
+                toolchain=ntool, env=self.env(ntable.get("env", {}), npath + ("env",)),
+            )
         return Package(
             name=name,
             version=self.string(table.get("version", ""), path + ("version",)),
@@ -429,6 +609,10 @@ class _Loader:
             toolchain=toolchain,
             env=self.env(table.get("env", {}), path + ("env",)),
             origin=self.origin(path),
+            configure_answers=answers,
+            stubs=stubs,
+            targets=targets,
+            native=native,
         )
 
     def source(self, value: object, path: tuple[str, ...]) -> Source:
@@ -437,7 +621,7 @@ class _Loader:
             rel = self.relpath(self.string(table["path"], path + ("path",)), path + ("path",)).rstrip("/")
             if not (self.root / rel).is_dir():
                 raise self.error(path + ("path",), f"{rel!r} is not a directory", hint="point it at the source tree", reason="missing-input")
-            return LocalSource(rel, self.patches(table, path))
+            return LocalSource(self.rebase(rel), self.patches(table, path))
         table = self.table(value, path, _ARCHIVE)
         url = self.string(self.required(table, "url", path), path + ("url",))
         sha256 = self.string(self.required(table, "sha256", path), path + ("sha256",)).lower()
@@ -457,7 +641,7 @@ class _Loader:
             rel = self.relpath(patch, path + ("patches",), directory_ok=False)
             if not (self.root / rel).is_file():
                 raise self.error(path + ("patches",), f"patch {rel!r} not found", hint="patch paths are relative to the project root", reason="missing-input")
-        return tuple(patches)
+        return tuple(self.rebase(p) for p in patches)
 
 
 def _all(groups: Mapping[str, list[str]]) -> set[str]:

@@ -291,13 +291,32 @@ class Project:
 
 
 @attrs.frozen
+class NativeStage:
+    """A package's host build that feeds its cross build (helper programs the build runs).
+
+    It becomes its own action, ``NAME.native``, built from the same source with
+    ``toolchain`` (a host toolchain); what its steps install under ``$DESTDIR``
+    is staged into the cross build at ``native/`` (``$NATIVE``).
+    """
+
+    steps: tuple[str, ...] = attrs.field(converter=_tuple)
+    toolchain: str | None = None
+    env: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
+
+
+@attrs.frozen
 class Package:
     """A recipe: a source built by ordered shell steps into ``install/``.
 
-    It expands into one action.  Dependencies' install trees are staged,
-    merged, under ``sysroot/``; the steps see ``$DESTDIR``, ``$PREFIX``
-    (fixed: ``/usr``), ``$SYSROOT`` and pkg-config pointed into the sysroot,
-    so no absolute build path reaches what is installed.
+    It expands into one action (two with a ``native`` stage).  Dependencies'
+    install trees are staged, merged, under ``sysroot/``; the steps see
+    ``$DESTDIR``, ``$PREFIX`` (fixed: ``/usr``), ``$SYSROOT`` and pkg-config
+    pointed into the sysroot, so no absolute build path reaches what is installed.
+
+    ``configure_answers`` are configure results a cross build cannot compute
+    (exported to the steps, and as a CMake preload file); ``stubs`` are
+    (name, absolute path) pairs of C sources compiled into ``stubs/`` before
+    the steps; ``targets`` the build-system targets the steps build.
     """
 
     name: str
@@ -308,3 +327,7 @@ class Package:
     toolchain: str | None = None
     env: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
     origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
+    configure_answers: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
+    stubs: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
+    targets: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+    native: NativeStage | None = None

@@ -45,6 +45,8 @@ class FakeRumprun:
     gxx_version: str = ""
     bake_version: str = BAKE_VERSION
     netbsd_version: str = NETBSD_VERSION
+    #: "freestanding" (the tiny libc of src/libc) or "host" (see install_fake_rumprun).
+    libc: str = "freestanding"
 
     @property
     def bin_dir(self) -> Path:
@@ -71,6 +73,11 @@ class FakeRumprun:
         return self.bin_dir / "rumprun"
 
     @property
+    def invocations(self) -> Path:
+        """The host-libc install's record of compiler calls: one ``TOOL ARGS`` line each."""
+        return self.prefix / "invocations.log"
+
+    @property
     def cmake_toolchain_file(self) -> Path:
         return self.sysroot / "share" / f"{self.tuple}-toolchain.cmake"
 
@@ -87,28 +94,91 @@ class FakeRumprun:
         return env
 
 
-def install_fake_rumprun(prefix: Path, *, runtime_dir: Path = DEFAULT_RUNTIME_DIR) -> FakeRumprun:
+def install_fake_rumprun(prefix: Path, *, runtime_dir: Path = DEFAULT_RUNTIME_DIR, libc: str = "freestanding") -> FakeRumprun:
     """Install the fake toolchain at ``prefix`` (absolute paths are baked in).
 
     ``runtime_dir`` holds the ukbuild Multiboot runtime sources (``uk.h``,
     ``boot-x86_64.S``, ``kernel.c``, ``serial.c``) that baked images boot with.
+
+    ``libc="host"`` gives a sysroot made of the host's C library instead of
+    the tiny freestanding one, so real packages (nginx, PHP, MariaDB) configure
+    and build through the unchanged wrappers: ``SYSROOT/usr/include`` and
+    ``SYSROOT/usr/lib/<multiarch>`` hold links to the files of the Debian
+    packages libc6-dev, linux-libc-dev and libstdc++-N-dev only (nothing else
+    the host has installed is visible), the specs add ``-D__RUMPRUN__`` but no
+    ``-nostdinc``/``__NetBSD__`` (the headers are glibc's), and ``libc++.a`` is
+    the host's libstdc++.  Command names, arguments and the ferment/stub-link
+    behaviour are those of the default install; baked kernels link but do not
+    run such programs.
     """
+    if libc not in ("freestanding", "host"):
+        raise ValueError(f"libc must be 'freestanding' or 'host', not {libc!r}")
     prefix = Path(prefix).resolve()
     for sub in ("bin", _LIBEXEC, "etc", "rumprun-x86_64/lib/rumprun-hw", "rumprun-x86_64/share"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
-    subst = {"@PREFIX@": str(prefix)}
-    _install_scripts(prefix, subst)
+    # The host-libc install records every compiler call (recipe tests assert from it).
+    subst = {"@PREFIX@": str(prefix), "@RECORD@": str(prefix / "invocations.log") if libc == "host" else ""}
+    _install_scripts(prefix, subst, host_libc=libc == "host")
     shutil.copytree(_SRC / "include", prefix / "rumprun-x86_64/include", dirs_exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fake-rumprun-build.") as tmp:
         build = Path(tmp)
         _build_sysroot_libs(prefix, build)
         _build_guest_runtime(prefix, build, Path(runtime_dir))
         _build_component_libs(prefix, build)
+    if libc == "host":
+        _host_libc_sysroot(prefix)
     return FakeRumprun(
         prefix=prefix,
         gcc_version=_first_line([str(prefix / "bin" / f"{TUPLE}-gcc"), "--version"]),
         gxx_version=_first_line([str(prefix / "bin" / f"{TUPLE}-g++"), "--version"]),
+        libc=libc,
     )
+
+
+#: Debian packages whose files make up the host-libc sysroot (see install_fake_rumprun).
+_HOST_LIBC_PACKAGES = ("libc6-dev", "linux-libc-dev")
+
+
+def _host_libc_sysroot(prefix: Path) -> None:
+    sysroot = prefix / "rumprun-x86_64"
+    gcc_major = _host_query("gcc", "-dumpversion")
+    packages = (*_HOST_LIBC_PACKAGES, f"libstdc++-{gcc_major.split('.')[0]}-dev")
+    listed = subprocess.run(["dpkg", "-L", *packages], capture_output=True, text=True, check=False).stdout.split()
+    for path in listed:
+        source = Path(path)
+        keep = path.startswith("/usr/include/") or (
+            path.startswith("/usr/lib/") and path.endswith((".a", ".o")) and "/gcc/" not in path
+        )
+        if not keep or source.is_dir() or not source.exists():
+            continue
+        link = sysroot / path.lstrip("/")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(source)
+    lib = sysroot / "lib"
+    # What static glibc needs of the start files in a stub link (which has no crt1.o).
+    stubs = lib / "hostlibcstubs.s"
+    stubs.write_text('\t.section .note.GNU-stack,"",@progbits\n\t.data\n\t.globl _DYNAMIC\n\t.hidden _DYNAMIC\n'
+                     "_DYNAMIC:\n\t.quad 0\n")
+    _run([_host("as"), "-o", str(lib / "hostlibcstubs.o"), str(stubs)])
+    # ... and of the default linker script, in a bake (hw.ldscript defines none of these):
+    # the kernel links; it is not meant to run such programs.
+    symbols = ("__preinit_array_start", "__preinit_array_end", "__init_array_start", "__init_array_end",
+               "__fini_array_start", "__fini_array_end", "__ehdr_start")
+    stubs.write_text('\t.section .note.GNU-stack,"",@progbits\n\t.data\n'
+                     + "".join(f"\t.globl {n}\n\t.hidden {n}\n{n}:\n" for n in symbols) + "\t.quad 0\n")
+    _run([_host("as"), "-o", str(lib / "rumprun-hw" / "hostbakestubs.o"), str(stubs)])
+    stubs.unlink()
+    for name in ("libc.a", "libpthread.a", "libm.a"):  # the freestanding ones would win on -L
+        (lib / name).unlink(missing_ok=True)
+    (lib / "libc++.a").unlink(missing_ok=True)
+    libstdcxx = _host_query("g++", "-print-file-name=libstdc++.a")
+    (lib / "libc++.a").symlink_to(libstdcxx)
+    multiarch = _host_query("gcc", "-print-multiarch")
+    for name in ("libc.a", "libpthread.a", "libm.a"):
+        link = lib / "rumprun-hw" / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(sysroot / "usr/lib" / multiarch / name)
 
 
 def _host(tool: str) -> str:
@@ -132,7 +202,7 @@ def _template(name: str, subst: Mapping[str, str]) -> str:
     return text
 
 
-def _install_scripts(prefix: Path, subst: Mapping[str, str]) -> None:
+def _install_scripts(prefix: Path, subst: Mapping[str, str], *, host_libc: bool = False) -> None:
     bin_dir, libexec = prefix / "bin", prefix / _LIBEXEC
     exec_line = '#!/bin/sh\nexec {} "$@"\n'
     for tool in (*_BINUTILS, "cpp"):
@@ -155,10 +225,18 @@ def _install_scripts(prefix: Path, subst: Mapping[str, str]) -> None:
     sysroot = prefix / "rumprun-x86_64"
     _write(sysroot / f"share/{TUPLE}-recipe.s", _template("recipe.s.in", subst))
     _write(sysroot / f"share/{TUPLE}-toolchain.cmake", _template("toolchain.cmake.in", subst))
-    _write(sysroot / "lib/specs-compile_or_ferment", _template("specs-compile_or_ferment.in", subst))
-    _write(sysroot / "lib/specs-stub", _template("specs-stub.in", subst))
-    _write(sysroot / "lib/rumprun-hw/specs-bake", _template("specs-bake.in", subst))
+    variant = ".host" if host_libc else ""
+    if host_libc:
+        subst = {**subst, "@MULTIARCH@": _host_query("gcc", "-print-multiarch"),
+                 "@GCCLIB@": str(Path(_host_query("gcc", "-print-libgcc-file-name")).parent)}
+    _write(sysroot / "lib/specs-compile_or_ferment", _template(f"specs-compile_or_ferment{variant}.in", subst))
+    _write(sysroot / "lib/specs-stub", _template(f"specs-stub{variant}.in", subst))
+    _write(sysroot / "lib/rumprun-hw/specs-bake", _template(f"specs-bake{variant}.in", subst))
     shutil.copyfile(_SRC / "guest" / "hw.ldscript", sysroot / "lib/hw.ldscript")
+
+
+def _host_query(tool: str, option: str) -> str:
+    return subprocess.run([_host(tool), option], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> None:
