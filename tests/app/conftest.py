@@ -19,6 +19,8 @@ import pytest
 from ukbuild import api
 from ukbuild.app import AppBuildResult, build_app, load_app
 
+from . import linux_guest
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "multiboot"
 WEBSTACK = REPO / "recipes" / "webstack"
@@ -132,3 +134,17 @@ def podman(tmp_path: Path) -> Iterator[list[str]]:
         subprocess.run([*argv, "rm", "--all", "--force"], capture_output=True, timeout=60)
         shutil.rmtree(runroot, ignore_errors=True)
         shutil.rmtree(storage, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def linux_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Debian's kernel and the busybox initramfs of tests/app/linux_guest.py, in a tmp dir."""
+    kernel = linux_guest.kernel()
+    busybox = any(os.access(os.path.join(d, "busybox"), os.X_OK) for d in ("/bin", "/usr/bin"))
+    require(kernel is not None and busybox,
+            "needs Debian's kernel (/boot/vmlinuz-*: apt-get install linux-image-amd64) and busybox-static")
+    assert kernel is not None
+    root = tmp_path_factory.mktemp("linux")
+    (root / "bzImage").write_bytes(kernel.read_bytes())
+    linux_guest.initramfs(root / "initrd.cpio", kernel.name.removeprefix("vmlinuz-"))
+    return root

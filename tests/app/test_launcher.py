@@ -20,6 +20,19 @@ from ukbuild.app.launcher import LAUNCH_SCRIPT
 
 from .conftest import AppDir
 
+SERVER = """
+[app]
+name = "lx"
+
+[service.server]
+kernel = "bzImage"
+initrd = "initrd.cpio"
+guest = "linux"
+cmdline = "console=ttyS0 panic=-1 quiet"
+env = { ROLE = "server" }
+expose = [80]
+"""
+
 MULTIBOOT = """
 [app]
 name = "mb"
@@ -92,3 +105,44 @@ def test_multiboot_launcher_runs_under_podman(app_dir: AppDir, podman: list[str]
     assert 'CMDLINE: kernel hello from the ukbuild example, args: a,b "c d"' in run.stdout
     assert "the container has no network" in run.stderr
     assert run.returncode == 1  # isa-debug-exit: the guest's status 0 → QEMU's 1
+
+
+@pytest.mark.realtool("podman", "runc", "slirp4netns", "qemu-system-x86_64")
+def test_launcher_publishes_the_service_port_in_the_container(app_dir: AppDir, podman: list[str],
+                                                              linux_files: Path) -> None:
+    """With a network (slirp4netns: nothing on the host but a user-space stack), the launcher reads the
+    container's interface at start and forwards the service's port on it to the guest's app address."""
+    import os
+    import time
+
+    for name in ("bzImage", "initrd.cpio"):
+        os.link(linux_files / name, app_dir.root / name)
+    app_dir.write(SERVER)
+    layout = app_dir.build().launchers["server"]
+    pulled = subprocess.run([*podman, "pull", "-q", f"oci:{layout}:latest"], capture_output=True, text=True,
+                            timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    image = pulled.stdout.strip().splitlines()[-1]
+    name = f"ukb-launch-{os.getpid()}"
+    proc = subprocess.Popen([*podman, "--runtime", "runc", "run", "--rm", "--name", name, "--network", "slirp4netns",
+                             "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", image],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        console = b""
+        while b"READY" not in console and time.monotonic() < deadline and proc.poll() is None:
+            console += proc.stdout.readline()
+        assert b"READY 10.77.0.10" in console, console.decode(errors="replace")[-2000:]
+        fetch = subprocess.run([*podman, "exec", name, "sh", "-c",
+                                'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 127.0.0.1 80'],
+                               capture_output=True, text=True, timeout=60)
+        assert "hello from" in fetch.stdout, fetch.stdout + fetch.stderr
+    finally:
+        subprocess.run([*podman, "stop", "-t", "2", name], capture_output=True, timeout=60)
+        try:
+            _, errors = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, errors = proc.communicate()
+    assert b"container network tap0=10.0.2.100/24 -> guest 10.77.0.10/24" in errors

@@ -22,8 +22,7 @@ import pytest
 from ukbuild.app import AppRun, build_app, load_app, plan_services
 from ukbuild.app.network import Endpoint, Hub, gateway_argv, guest_cmdline, qemu_net_args, rumprun_config
 
-from . import linux_guest
-from .conftest import AppDir, free_port, require
+from .conftest import AppDir, free_port
 
 ENDPOINT = Endpoint("web", "10.77.0.10", 24, "10.77.0.1", "52:54:00:aa:bb:cc", None)
 
@@ -117,19 +116,6 @@ env = {{ ROLE = "client", PEER = "10.77.0.10" }}
 links = ["server"]
 container = "none"
 """
-
-
-@pytest.fixture(scope="module")
-def linux_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    kernel = linux_guest.kernel()
-    busybox = any(os.access(os.path.join(d, "busybox"), os.X_OK) for d in ("/bin", "/usr/bin"))
-    require(kernel is not None and busybox,
-            "needs Debian's kernel (/boot/vmlinuz-*: apt-get install linux-image-amd64) and busybox-static")
-    assert kernel is not None
-    root = tmp_path_factory.mktemp("linux")
-    (root / "bzImage").write_bytes(kernel.read_bytes())
-    linux_guest.initramfs(root / "initrd.cpio", kernel.name.removeprefix("vmlinuz-"))
-    return root
 
 
 @pytest.mark.realtool("qemu-system-x86_64")
