@@ -107,6 +107,19 @@ class TestKernel:
         assert more.status == 3
         assert "Command line is: 'Hello_Solo5 a,b c'" in solo5_lines(more.console)
 
+    def test_an_abort_ends_the_run_at_once(self, project: Project) -> None:
+        """A virtio disk the manifest does not declare: Solo5 aborts, pokes isa-debug-exit at 0x501
+        (QEMU exits 83, status 41) instead of halting until the runner's timeout."""
+        project.copy("test_hello")
+        project.write(SOLO5_VIRTIO)
+        disk = project.root / "disk.img"
+        disk.write_bytes(bytes(1 << 20))
+        ran = api.run(project.load(), "test_hello", (), options(project), drives=[str(disk)], backends=BACKENDS)
+        assert ran.status == 41
+        assert ran.console.decode().endswith("not in manifest\nPCI enumeration failed. Aborting.\n"
+                                             "Solo5: solo5_abort() called\n")
+        assert ran.seconds < 20
+
     def test_ukbuild_run_cli(self, project: Project, fake: FakeMirage) -> None:
         """`ukbuild run hello` of a MirageOS virtio build, through the CLI."""
         project.copy("hello")

@@ -9,11 +9,14 @@
  * the memory size from the Multiboot memory map (capped at 1 GiB), the stack
  * at the top of memory and the heap between _end and it, the TSC clock
  * calibrated against the PIT, solo5_exit/solo5_abort poking QEMU's
- * isa-debug-exit at port 0x501 (QEMU exits 83) and halting otherwise.
- * Faked: no PCI enumeration or virtio devices (net/block acquire fail, and a
- * declared device is not checked for at boot), no interrupts (solo5_yield
- * spins until its deadline), no ACPI power-off, and the wall clock is the
- * monotonic one (no RTC).
+ * isa-debug-exit at port 0x501 (QEMU exits 83) and halting otherwise; the PCI
+ * enumeration of virtio-net/virtio-blk devices (bus 0 to 255, the first of each
+ * kind bound to the manifest's first device of that type), with the recorded
+ * lines and aborts for a device the manifest lacks or a declared device that
+ * is not attached.
+ * Faked: the devices are not driven (no virtqueues; net/block acquire fail),
+ * no interrupts (solo5_yield spins until its deadline), no ACPI power-off, and
+ * the wall clock is the monotonic one (no RTC).
  */
 #include "solo5.h"
 #include "elf_abi.h"
@@ -59,6 +62,13 @@ uintptr_t __stack_chk_guard = 0x00000aff0a0d0000UL;
 
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
 static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline uint32_t inl(uint16_t port)
+{
+    uint32_t v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
 static inline uint8_t inb(uint16_t port)
 {
     uint8_t v;
@@ -204,6 +214,125 @@ solo5_result_t solo5_set_tls_base(uintptr_t base)
     return SOLO5_R_OK;
 }
 
+/* The application's manifest (manifest.c from solo5-elftool gen-manifest), if it was linked in. */
+struct mft_entry_ {
+    char name[68];
+    uint32_t type;
+    uint8_t rest[32];
+};
+struct mft_note_ {
+    struct solo5_nhdr h;
+    uint32_t reserved, version, entries;
+    struct mft_entry_ e[];
+};
+extern const struct mft_note_ __solo5_mft1_note __attribute__((weak));
+#define MFT_BLOCK_BASIC 1
+#define MFT_NET_BASIC 2
+static uint8_t attached[64];
+
+static void puthex2(unsigned v)
+{
+    char buf[3] = { "0123456789abcdef"[(v >> 4) & 0xf], "0123456789abcdef"[v & 0xf], 0 };
+    puts_(buf);
+}
+
+static void pci_prefix(unsigned bus, unsigned dev)
+{
+    puts_("Solo5: PCI:");
+    puthex2(bus);
+    puts_(":");
+    puthex2(dev);
+    puts_(": ");
+}
+
+static int mft_bind(uint32_t type)
+{
+    const struct mft_note_ *m = &__solo5_mft1_note;
+    if (!m)
+        return -1;
+    for (uint32_t i = 1; i < m->entries && i < sizeof(attached); i++)
+        if (m->e[i].type == type && !attached[i]) {
+            attached[i] = 1;
+            return (int)i;
+        }
+    return -1;
+}
+
+static uint32_t pci_read(uint32_t addr, uint32_t reg)
+{
+    outl(0xcf8, addr | reg);
+    return inl(0xcfc);
+}
+
+static void pci_enumerate(void)
+{
+    int nets = 0, blks = 0;
+    for (uint32_t bus = 0; bus < 256; bus++) {
+        for (uint32_t dev = 0; dev < 32; dev++) {
+            uint32_t addr = (1U << 31) | (bus << 16) | (dev << 11);
+            if ((pci_read(addr, 0) & 0xffff) != 0x1af4)
+                continue;
+            unsigned subsys = pci_read(addr, 0x2c) >> 16;
+            unsigned base = pci_read(addr, 0x10) & 0xfffc;
+            unsigned irq = pci_read(addr, 0x3c) & 0xff;
+            if (subsys != 1 && subsys != 2) {
+                pci_prefix(bus, dev);
+                puts_("unknown virtio device (0x");
+                puthex(subsys);
+                puts_(")\n");
+                continue;
+            }
+            pci_prefix(bus, dev);
+            puts_(subsys == 1 ? "virtio-net device, base=" : "virtio-block device, base=");
+            puthex(base);
+            puts_(", irq=");
+            putdec(irq);
+            puts_("\n");
+            if ((subsys == 1 ? nets++ : blks++) > 0) {
+                pci_prefix(bus, dev);
+                puts_("not configured\n");
+                continue;
+            }
+            if (mft_bind(subsys == 1 ? MFT_NET_BASIC : MFT_BLOCK_BASIC) < 0) {
+                puts_(subsys == 1 ? "Solo5: Virtio net: PCI:" : "Solo5: Virtio blk: PCI:");
+                puthex2(bus);
+                puts_(":");
+                puthex2(dev);
+                puts_(" not in manifest\nPCI enumeration failed. Aborting.\n");
+                solo5_abort();
+            }
+            /* Legacy virtio I/O registers: host features at +0, device config at +0x14. */
+            uint32_t features = inl((uint16_t)base);
+            pci_prefix(bus, dev);
+            if (subsys == 2) {
+                uint64_t sectors = inl((uint16_t)(base + 0x14)) | ((uint64_t)inl((uint16_t)(base + 0x18)) << 32);
+                puts_("configured, capacity=");
+                putdec((long)sectors);
+                puts_(" sectors, features=");
+            } else {
+                puts_("configured, mac=");
+                for (int i = 0; i < 6; i++) {
+                    puthex2(inb((uint16_t)(base + 0x14 + i)));
+                    if (i < 5) puts_(":");
+                }
+                puts_(", features=");
+            }
+            puthex(features);
+            puts_("\n");
+        }
+    }
+    const struct mft_note_ *m = &__solo5_mft1_note;
+    for (uint32_t i = 1; m && i < m->entries && i < sizeof(attached); i++)
+        if (!attached[i]) {
+            puts_("Solo5: Device '");
+            puts_(m->e[i].name);
+            puts_(m->e[i].type == MFT_NET_BASIC ? "' of type NET_BASIC not attached." :
+                  "' of type BLOCK_BASIC not attached.");
+            puts_("Solo5: All declared devices must be attached. Aborting.\n");
+            solo5_abort();
+        }
+}
+
 static void map_line(const char *label, uint64_t lo, uint64_t hi)
 {
     puts_("Solo5: ");
@@ -237,6 +366,7 @@ static void start2(void *arg)
     puthex(mem_size);
     puts_("\n");
     time_init();
+    pci_enumerate();
     si.cmdline = cmdline;
     si.heap_start = heap;
     si.heap_size = mem_size - heap;
