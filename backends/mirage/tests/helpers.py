@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import io
+import json
 import shutil
-from collections.abc import Mapping, Sequence
+import tarfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ukbuild import api
@@ -64,3 +68,33 @@ def statuses(result: api.BuildResult) -> dict[str, str]:
 def keys(result: api.BuildResult) -> dict[str, str]:
     return {name: str(outcome.key) for name, outcome in result.outcomes.items()}
 
+
+def solo5_lines(console: bytes) -> list[str]:
+    """The console from the first Solo5 line to the exit line (SeaBIOS and SYSLINUX print before it;
+    the runner stops QEMU at the exit line, and `Solo5: Halted` may or may not have arrived by then)."""
+    text = console.decode("utf-8", "replace").replace("\r\n", "\n")
+    lines = text[text.index("Solo5: Bindings version"):].splitlines()
+    return lines[:-1] if lines[-1] == "Solo5: Halted" else lines
+
+
+def read_image(layout: Path) -> tuple[dict, dict, dict[str, bytes]]:  # type: ignore[type-arg]
+    """The manifest, config and first layer's files (path → bytes) of a one-image OCI layout."""
+
+    def blob(digest: str) -> bytes:
+        algorithm, hexdigest = digest.split(":")
+        return (layout / "blobs" / algorithm / hexdigest).read_bytes()
+
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads(blob(index["manifests"][0]["digest"]))
+    config = json.loads(blob(manifest["config"]["digest"]))
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(decompress_layer_bytes(manifest["layers"][0], blob))) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                files[member.name] = tar.extractfile(member).read()  # type: ignore[union-attr]
+    return manifest, config, files
+
+
+def decompress_layer_bytes(descriptor: dict, blob: Callable[[str], bytes]) -> bytes:  # type: ignore[type-arg]
+    data = blob(descriptor["digest"])
+    return gzip.decompress(data) if descriptor["mediaType"].endswith("+gzip") else data

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.mirage.tests.helpers import BACKENDS, REPO, statuses
-from backends.mirage.tests.test_virtio_images import read_image, solo5_lines
+from backends.mirage.tests.helpers import BACKENDS, REPO, read_image, solo5_lines, statuses
 from tests.fakes.mirage import FakeMirage
 from ukbuild import api
 from ukbuild.errors import RunError

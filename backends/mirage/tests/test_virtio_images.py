@@ -7,17 +7,15 @@ own machine code."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from backends.mirage.tests.helpers import BACKENDS, Project, statuses
+from backends.mirage.tests.helpers import BACKENDS, Project, read_image, solo5_lines, statuses
 from tests.fakes.mirage import FakeMirage
 from ukbuild import api
 from ukbuild.errors import ConfigError
@@ -56,14 +54,6 @@ cmdline = "3 a,b --ipv4=10.0.0.2/24 x=\\"y z\\""
 
 def options(project: Project) -> api.BuildOptions:
     return api.BuildOptions(cache_dir=project.cache, out_dir=project.root / "out", jobs=2)
-
-
-def solo5_lines(console: bytes) -> list[str]:
-    """The console from the first Solo5 line to the exit line (SeaBIOS and SYSLINUX print before it;
-    the runner stops QEMU at the exit line, and `Solo5: Halted` may or may not have arrived by then)."""
-    text = console.decode("utf-8", "replace").replace("\r\n", "\n")
-    lines = text[text.index("Solo5: Bindings version"):].splitlines()
-    return lines[:-1] if lines[-1] == "Solo5: Halted" else lines
 
 
 @pytest.mark.realtool(QEMU, "syslinux")
@@ -186,28 +176,3 @@ class TestUruncAnnotations:
         project.write(www_oci("hvt", "--ipv4=10.0.0.2/24"))
         result = project.build("www-oci")
         assert result.ok, result.errors
-
-
-def read_image(layout: Path) -> tuple[dict, dict, dict[str, bytes]]:  # type: ignore[type-arg]
-    """The manifest, config and first layer's files (path → bytes) of a one-image OCI layout."""
-
-    def blob(digest: str) -> bytes:
-        algorithm, hexdigest = digest.split(":")
-        return (layout / "blobs" / algorithm / hexdigest).read_bytes()
-
-    index = json.loads((layout / "index.json").read_text())
-    manifest = json.loads(blob(index["manifests"][0]["digest"]))
-    config = json.loads(blob(manifest["config"]["digest"]))
-    files = {}
-    with tarfile.open(fileobj=io.BytesIO(decompress_layer_bytes(manifest["layers"][0], blob))) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                files[member.name] = tar.extractfile(member).read()  # type: ignore[union-attr]
-    return manifest, config, files
-
-
-def decompress_layer_bytes(descriptor: dict, blob) -> bytes:  # type: ignore[no-untyped-def, type-arg]
-    import gzip
-
-    data = blob(descriptor["digest"])
-    return gzip.decompress(data) if descriptor["mediaType"].endswith("+gzip") else data
