@@ -70,6 +70,29 @@ class TestHello:
         assert (manifest["annotations"][URUNC + "unikernelType"], manifest["annotations"][URUNC + "hypervisor"]) == (
             "mirage", "hvt")
 
+    def test_committing_the_generated_locks(self, env: FakeMirage, tmp_path: Path) -> None:
+        """The README's workflow: build once, commit the generated lock files; then the lock step is
+        gone and each duniverse directory is its own pull, keyed alike for the hvt and virtio builds
+        (one cache entry each)."""
+        recipe = Recipe("hello", tmp_path)
+        project = api.load_project(recipe.root, backends=BACKENDS)
+        first = api.Build(project, ["hello-hvt.lock", "hello-virtio.lock"], recipe.options(),
+                          backends=BACKENDS).run()
+        assert first.ok, first.errors
+        for uk in ("hello-hvt", "hello-virtio"):
+            lock = recipe.root / "hello" / "mirage" / f"{uk}.opam.locked"
+            lock.parent.mkdir(exist_ok=True)
+            shutil.copyfile(first.out_dir / uk / "mirage" / f"{uk}.opam.locked", lock)
+        locked = recipe.build(out="out2")
+        assert locked.ok, locked.errors
+        names = statuses(locked)
+        assert not any(n.endswith(".lock") for n in names)
+        pulls = {n: s for n, s in names.items() if ".pull[" in n}
+        assert {n.split(".", 1)[1] for n in pulls} == {"pull[duration]", "pull[lwt]", "pull[mirage-solo5]"}
+        keys = {n: str(o.key) for n, o in locked.outcomes.items()}
+        for directory in ("duration", "lwt", "mirage-solo5"):
+            assert keys[f"hello-hvt.pull[{directory}]"] == keys[f"hello-virtio.pull[{directory}]"]
+
     def test_hvt_runs_under_the_tender(self, env: FakeMirage, tmp_path: Path) -> None:
         ran = Recipe("hello", tmp_path).run("hello-hvt")
         console = ran.console.decode()
