@@ -180,6 +180,7 @@ class Rebuild:
         if found is None:
             return False
         noop, changed, self._stats = found
+        self._recorded = noop
         data = _load(self.state)
         if data is None or data.get("token") != noop.get("token") or data.get("request") != self.request:
             return False
@@ -361,7 +362,8 @@ class Rebuild:
         tracked = [*data["fixed"], *_flatten(reads.values()), *(os.path.join(out_dir, rel) for rel in outputs)]
         # Stat data taken before this build stays valid for what it did not write (taken
         # before hashing, so a change during the build is seen next time).
-        stats = dict(self._stats)
+        stats = dict(zip(self._recorded["paths"], self._recorded["stats"]))
+        stats.update(self._stats)
         for name in self.writing:
             for rel in files[name]:
                 stats.pop(os.path.join(out_dir, rel), None)

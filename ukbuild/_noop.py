@@ -40,8 +40,15 @@ def _stat(path: str) -> tuple[int, int, int, int] | None:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
+#: What the last failed :func:`check` saw, for :func:`changes` to go on from:
+#: (state dir, request, record, index of the first changed path).
+_last: tuple[str, list[object], dict, int] | None = None  # type: ignore[type-arg]
+
+
 def check(state: str, req: list[object]) -> dict | None:  # type: ignore[type-arg]
     """The recorded summary if the last build of ``req`` is still up to date, else None."""
+    global _last
+    _last = None
     try:
         with open(os.path.join(state, "noop"), "rb") as f:
             data = marshal.loads(f.read())  # one read: marshal.load() on a file reads item by item
@@ -50,28 +57,48 @@ def check(state: str, req: list[object]) -> dict | None:  # type: ignore[type-ar
     if not isinstance(data, dict) or data.get("request") != req:
         return None
     lstat = os.lstat
+    index = 0
     try:
         for path, (mtime, ctime, size, ino) in zip(data["paths"], data["stats"], strict=True):
             st = lstat(path)
             if st.st_mtime_ns != mtime or st.st_ctime_ns != ctime or st.st_size != size or st.st_ino != ino:
+                _last = (state, req, data, index)
                 return None
+            index += 1
     except (OSError, TypeError, ValueError):
+        _last = (state, req, data, index)
         return None  # a file is gone, or was missing when recorded
     return data["summary"]
 
 
 def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | None:  # type: ignore[type-arg]
-    """For the incremental path: (the record, the paths whose stat changed, every path's
-    stat now), or None when there is no record of the same request."""
-    try:
-        with open(os.path.join(state, "noop"), "rb") as f:
-            data = marshal.loads(f.read())
-    except (OSError, EOFError, ValueError, TypeError):
+    """For the incremental path: (the record, the paths whose stat changed, their stat
+    now), or None when there is no record of the same request.  Goes on from where a
+    failed :func:`check` of the same state and request stopped."""
+    global _last
+    last, _last = _last, None
+    if last is not None and last[0] == state and last[1] is req:
+        data, start = last[2], last[3]
+    else:
+        try:
+            with open(os.path.join(state, "noop"), "rb") as f:
+                data = marshal.loads(f.read())
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        if not isinstance(data, dict) or data.get("request") != req:
+            return None
+        start = 0
+    paths, stats = data["paths"], data["stats"]
+    if len(paths) != len(stats):
         return None
-    if not isinstance(data, dict) or data.get("request") != req:
-        return None
-    now = {path: _stat(path) for path in data["paths"]}
-    changed = [p for p, old in zip(data["paths"], data["stats"], strict=True) if now[p] != old]
+    changed: list[str] = []
+    now: dict[str, tuple[int, int, int, int] | None] = {}
+    for i in range(start, len(paths)):
+        path = paths[i]
+        found = _stat(path)
+        if found != stats[i]:
+            changed.append(path)
+            now[path] = found
     return data, changed, now
 
 
