@@ -36,7 +36,8 @@ class _PlainLines:
         elif kind in ("action-cached", "action-finished", "action-failed", "action-skipped"):
             self.done += 1
             if kind == "action-cached":
-                self._line(f"cached   {e['action']}")
+                if e["via"] != "journal":  # (unchanged since the last build: counted, not listed)
+                    self._line(f"cached   {e['action']}")
             elif kind == "action-finished":
                 self._line(f"built    {e['action']} ({e['seconds']:.2f} s)")
             elif kind == "action-skipped":
