@@ -362,8 +362,7 @@ class _Loader:
                 reason="missing-input",
             )
         resolved = str(candidate.resolve())
-        self.graph_dirs.add(str(candidate.absolute()))
-        self.top.graph_dirs.add(str(candidate.absolute()))
+        self.top.graph_dirs.add(os.path.normpath(candidate.absolute()))  # watched by the no-op check
         if resolved in self.loaded:
             sub_toolchains, sub_packages = self.top.included[resolved]
         else:
@@ -574,9 +573,10 @@ class _Loader:
         stubs = []
         for stub in self.strings(table.get("stubs", []), path + ("stubs",)):
             rel = self.relpath(stub, path + ("stubs",), directory_ok=False)
-            if not rel.endswith((".c", ".cc")):
-                raise self.error(path + ("stubs",), f"{rel!r} is not a C or C++ source (.c, .cc)",
-                                 hint="each stub X.c is compiled into stubs/X.o and stubs/libX.a", reason="bad-value")
+            if not rel.endswith((".c", ".cc", ".h")):
+                raise self.error(path + ("stubs",), f"{rel!r} is not a C or C++ source or header (.c, .cc, .h)",
+                                 hint="each stub X.c is compiled into stubs/X.o and stubs/libX.a; headers are staged beside them",
+                                 reason="bad-value")
             if not (self.root / rel).is_file():
                 raise self.error(path + ("stubs",), f"stub {rel!r} not found",
                                  hint="stub paths are relative to the recipe file's directory", reason="missing-input")
