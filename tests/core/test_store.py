@@ -57,6 +57,40 @@ class TestBlobs:
         assert not target.exists()
 
 
+class TestExport:
+    @pytest.mark.parametrize("size", [100, COMPRESS_MIN, 5 << 20])
+    def test_exact_mode_ignores_the_umask(self, store: Store, tmp_path: Path, size: int) -> None:
+        """Materialised outputs get 0o755/0o644 whatever the umask (set on the open file)."""
+        digest = store.put_bytes(os.urandom(size))
+        old = os.umask(0o077)
+        try:
+            assert store.export(digest, tmp_path / "plain")
+            assert store.export(digest, tmp_path / "exact", executable=True, exact_mode=True)
+        finally:
+            os.umask(old)
+        assert (tmp_path / "plain").stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "exact").stat().st_mode & 0o777 == 0o755
+        assert (tmp_path / "exact").read_bytes() == (tmp_path / "plain").read_bytes()
+
+    def test_many_large_exports_on_threads_reuse_decompressors_safely(self, store: Store, tmp_path: Path) -> None:
+        """Each thread keeps its own decompressor and buffer: concurrent exports stay exact."""
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+        blobs = {i: os.urandom(COMPRESS_MIN // 2) * (3 + i % 5) for i in range(24)}
+        digests = {i: store.put_bytes(data) for i, data in blobs.items()}
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert all(pool.map(lambda i: store.export(digests[i], tmp_path / f"f{i}"), blobs))
+        assert all((tmp_path / f"f{i}").read_bytes() == data for i, data in blobs.items())
+
+    def test_truncated_large_blob_is_a_miss(self, store: Store, tmp_path: Path) -> None:
+        digest = store.put_bytes(os.urandom(COMPRESS_MIN * 3))
+        path = store.blob_path(digest)
+        path.write_bytes(path.read_bytes()[:-100])
+        assert not store.export(digest, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+        assert not path.exists()
+
+
 class TestActionCache:
     def test_hit_requires_every_blob(self, store: Store) -> None:
         blob = store.put_bytes(b"object")
