@@ -34,7 +34,7 @@ def webstack(app_dir: AppDir) -> AppDir:
 def test_webstack_app_shape() -> None:
     """The real app file: three services wired web → php → db, the web port published."""
     text = (WEBSTACK / "app.toml").read_text()
-    assert 'recipe = "../rumprun/nginx"' in text and 'recipe = "../rumprun/php"' in text
+    assert 'recipe = "../rumprun/nginx"\nunikernel = "nginx-uk"' in text and 'unikernel = "php-uk"' in text
     conf = (WEBSTACK / "nginx" / "conf" / "nginx.conf").read_text()
     assert "fastcgi_pass 10.77.0.11:9000;" in conf and "master_process off;" in conf
     assert "10.77.0.12" in (WEBSTACK / "php" / "greeting.php").read_text()
@@ -75,6 +75,8 @@ def test_db_volume_serves_the_seed_row(webstack: AppDir) -> None:
         datadir.mkdir()
         dump = subprocess.run(["debugfs", "-R", f"rdump / {datadir}", str(image)], capture_output=True, text=True,
                               timeout=60)
+        assert "datadir = /data/db" in (datadir / "my.cnf").read_text()
+        datadir = datadir / "db"
         assert (datadir / "webstack" / "greeting.frm").is_file(), dump.stderr
         assert (datadir / "mysql" / "global_priv.MAD").is_file() and not (datadir / "ibdata1").exists()
         port = free_port()

@@ -157,8 +157,9 @@ def volume_actions(app: App) -> list[Action]:
             origin=volume.origin,
         )
         _spec, action = images.data_image_action(name, table, volume.origin)
+        where = "/".join(x for x in ("tree", volume.mariadb.get("datadir", "")) if x)
         action = attrs.evolve(action, argv=[*action.argv, "--tree", "tree"],
-                              inputs=[*action.inputs, OutputInput(boot.name, "tree", "datadir")])
+                              inputs=[*action.inputs, OutputInput(boot.name, where, "datadir")])
         actions += [boot, action]
     return actions
 
@@ -259,11 +260,13 @@ def guest_launch(app: App, plan: ServicePlan, endpoint: network.Endpoint | None,
         launch = QemuLaunch(kernel=kernel, append=service.cmdline, extra_args=extra, debug_exit=False,
                             memory_mib=256 if plan.guest == "linux" else 128)
     assert isinstance(launch, QemuLaunch)
-    first = len(launch.drives)
-    blk = [(first + i, v.mount) for i, v in enumerate(service.volumes) if v.mount]
-    append = network.guest_cmdline(plan.guest, launch.append, endpoint, blk=blk, env=service.env)
+    # The app's volumes replace the recipe's own block devices (the app decides, as for the network).
+    own = () if service.volumes else launch.drives
+    blk = [(len(own) + i, v.mount) for i, v in enumerate(service.volumes) if v.mount]
+    append = network.guest_cmdline(plan.guest, launch.append, endpoint, blk=blk, env=service.env,
+                                   replace_blk=bool(service.volumes))
     extra_args = _strip_net(launch.extra_args)
-    drives = (*launch.drives, *(Drive(p, "virtio") for p in volume_paths))
+    drives = (*own, *(Drive(p, "virtio") for p in volume_paths))
     launch = attrs.evolve(launch, append=append, extra_args=extra_args, drives=drives,
                           memory_mib=service.memory or launch.memory_mib)
     return launch, append

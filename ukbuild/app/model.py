@@ -13,7 +13,8 @@
     ports = ["8080:80"]               # published on 127.0.0.1: HOST:GUEST (tcp)
     expose = [80]                     # ports it serves to the other services
     links = ["php"]                   # services it connects to (started first)
-    volumes = [{ image = "www", mount = "/data" }]   # data images: [volume.NAME] or the recipe's [image.NAME]
+    volumes = [{ image = "www", mount = "/data" }]   # data images: [volume.NAME] or the recipe's [image.NAME];
+                                                     # they replace the recipe's own block devices
     container = "launcher"            # launcher | urunc | none (how compose/k8s run it)
     memory = 256                      # MiB
     env = { TZ = "UTC" }
@@ -30,7 +31,7 @@
 
     [volume.db]
     format = "ext2"
-    mariadb = { seed = ["db/schema.sql", "db/seed.sql"], engine = "Aria" }   # bootstrap a MariaDB data directory with the host's server tools
+    mariadb = { seed = ["db/schema.sql", "db/seed.sql"], engine = "Aria", datadir = "db" }   # bootstrap a MariaDB data directory with the host's server tools
 
 Every mistake is a :class:`~ukbuild.errors.ConfigError` naming
 ``file:line: service.NAME.FIELD`` and how to fix it.
@@ -56,7 +57,7 @@ APP_FIELDS = frozenset({"name", "network", "registry", "tag"})
 SERVICE_FIELDS = frozenset({"recipe", "unikernel", "kernel", "initrd", "guest", "cmdline", "address", "ports",
                             "expose", "links", "volumes", "container", "memory", "env"})
 VOLUME_BOOTSTRAPS = frozenset({"mariadb"})
-MARIADB_FIELDS = frozenset({"seed", "engine", "database"})
+MARIADB_FIELDS = frozenset({"seed", "engine", "datadir"})
 CONTAINERS = ("launcher", "urunc", "none")
 PREBUILT_GUESTS = ("linux", "multiboot")
 DEFAULT_NETWORK = "10.77.0.0/24"
@@ -119,7 +120,8 @@ class VolumeSpec:
     name: str
     table: Mapping[str, object]
     origin: Origin
-    #: ``{"seed": (SQL files…), "engine": "Aria"}`` for a bootstrapped MariaDB data directory.
+    #: ``{"seed": (SQL files…), "engine": "Aria", "datadir": "db"}`` for a bootstrapped MariaDB data
+    #: directory (at ``datadir`` in the image, "" for its root).
     mariadb: Mapping[str, Any] | None = None
 
 
@@ -453,9 +455,13 @@ class _Loader:
             if engine not in ("Aria", "MyISAM"):
                 raise self.bad((*path, "mariadb", "engine"), f"engine {engine!r} is not supported",
                                "Aria or MyISAM (InnoDB hangs at start-up on Rumprun)")
+            datadir = self.string(spec, (*path, "mariadb", "datadir"), '"db"').strip("/")
+            if datadir and (".." in datadir.split("/") or not re.fullmatch(r"[A-Za-z0-9._/-]+", datadir)):
+                raise self.bad((*path, "mariadb", "datadir"), f"{datadir!r} is not a directory inside the image",
+                               'datadir = "db"')
             if "tree" in table:
                 raise self.bad((*path, "tree"), "a bootstrapped volume's content is the data directory",
                                "remove tree (use files = {…} for extra files)")
-            mariadb = {"seed": tuple(seeds), "engine": engine}
+            mariadb = {"seed": tuple(seeds), "engine": engine, "datadir": datadir}
         rest = {k: v for k, v in table.items() if k != "mariadb"}
         return VolumeSpec(name, rest, self.origin(*path), mariadb)

@@ -111,19 +111,23 @@ def _obj(pairs: Iterable[tuple[str, str]]) -> tuple[str, list[tuple[str, object]
 
 
 def rumprun_config(base: str, endpoint: Endpoint | None, *, blk: Sequence[tuple[int, str]] = (),
-                   env: Sequence[tuple[str, str]] = ()) -> str:
+                   env: Sequence[tuple[str, str]] = (), replace_blk: bool = False) -> str:
     """The unikernel's Rumprun JSON with the app's ``net``, ``blk`` and ``env`` entries.
 
     The recipe's own ``net`` entries are replaced (the app decides the
-    network); its ``blk`` and ``env`` entries stay.  ``blk`` is
+    network), and its ``blk`` entries too with ``replace_blk`` (when the
+    service mounts volumes); its ``env`` entries stay.  ``blk`` is
     (device index, mount point) of each app volume.
     """
     pairs = _pairs(base) if base.strip() else []
-    kept = [(k, v) for k, v in pairs if k != "net"]
-    head = [(k, v) for k, v in kept if k in ("blk", "env")]
+    dropped = ("net", "blk") if replace_blk else ("net",)
+    kept = [(k, v) for k, v in pairs if k not in dropped]
     tail = [(k, v) for k, v in kept if k not in ("blk", "env")]
+    # The launcher's order: blk, env, net, then cmdline or rc.
+    head = [(k, v) for k, v in kept if k == "blk"]
     head += [("blk", _obj([("source", "dev"), ("path", f"/dev/ld{i}a"), ("fstype", "blk"), ("mountpoint", m)]))
              for i, m in blk]
+    head += [(k, v) for k, v in kept if k == "env"]
     head += [("env", f"{k}={v}") for k, v in env]
     nets = []
     if endpoint is not None:
@@ -143,10 +147,10 @@ def linux_ip(endpoint: Endpoint) -> str:
 
 
 def guest_cmdline(guest: str, base: str, endpoint: Endpoint | None, *, blk: Sequence[tuple[int, str]] = (),
-                  env: Sequence[tuple[str, str]] = ()) -> str:
+                  env: Sequence[tuple[str, str]] = (), replace_blk: bool = False) -> str:
     """The kernel command line of a service for its guest kind."""
     if guest == "rumprun":
-        return rumprun_config(base, endpoint, blk=blk, env=env)
+        return rumprun_config(base, endpoint, blk=blk, env=env, replace_blk=replace_blk)
     extra: list[str] = []
     if endpoint is not None:
         extra = mirage_args(endpoint) if guest == "mirage" else [linux_ip(endpoint)] if guest == "linux" else []
