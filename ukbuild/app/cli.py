@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -38,6 +37,27 @@ def app_file(args: argparse.Namespace) -> Path | None:
         if args.command == "build" and not args.targets:
             return directory / DEFAULT_NAME
     return None
+
+
+def main(args: argparse.Namespace, file: Path, out: TextIO, err: TextIO) -> int:
+    """Run ``dispatch``; known errors print ``error:``/``hint:`` and give their exit code (2 for
+    configuration), Ctrl-C gives 130; only bugs show a traceback (or ``--debug``)."""
+    from ukbuild.errors import UkbuildError
+
+    try:
+        return dispatch(args, file, out, err)
+    except UkbuildError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.message}", file=err)
+        if exc.detail:
+            print("\n".join("  " + line for line in exc.detail.splitlines()), file=err)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=err)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=err)
+        return 130
 
 
 def dispatch(args: argparse.Namespace, file: Path, out: TextIO, err: TextIO) -> int:
@@ -98,7 +118,3 @@ def dispatch(args: argparse.Namespace, file: Path, out: TextIO, err: TextIO) -> 
     return exit_status(statuses)
 
 
-def main() -> None:  # pragma: no cover - convenience for python -m
-    from ukbuild.cli import main as cli
-
-    sys.exit(cli())
