@@ -26,7 +26,7 @@ import attrs
 from ._journal import stat_key
 from ._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
 from ._sandbox import wrap
-from ._store import Store
+from ._store import COMPRESS_MIN, Store
 from ._trees import DirEntry, FileEntry, LinkEntry, flatten_tree, scan, tree_message, walk
 from .errors import BuildError, Cancelled, SourceError, UkbuildError
 from .model import (
@@ -117,13 +117,39 @@ class Executor:
 
     def _stage(self, staging: Staging, work: Path) -> None:
         action = staging.action
+        deferred: list[tuple[Digest, Path, bool, str]] = []
         for item in action.inputs:
+            if isinstance(item, OutputInput):
+                self._stage_outputs(item, staging.dependency_results[item.action], work, action, deferred)
+                continue
+            self._export_deferred(deferred)  # (what comes next may write below the same paths)
             if isinstance(item, PathInput | ExternalInput):
                 self._stage_path(item, work, staging.hashed_stats, action)
-            elif isinstance(item, OutputInput):
-                self._stage_outputs(item, staging.dependency_results[item.action], work, action)
             elif isinstance(item, SourceInput):
                 self._stage_source(item, work, staging.source_overrides.get(item.name))
+        self._export_deferred(deferred)
+
+    def _export_deferred(self, deferred: list[tuple[Digest, Path, bool, str]]) -> None:
+        """Decompress the large staged blobs, a few at a time (zstd and hashing release the GIL)."""
+        if not deferred:
+            return
+        jobs, items = min(len(deferred), os.cpu_count() or 1, 4), list(deferred)
+        deferred.clear()
+
+        def export(job: tuple[Digest, Path, bool, str]) -> None:
+            digest, target, executable, producer = job
+            if not self.store.export(digest, target, executable=executable):
+                raise LostOutput(producer)
+
+        if jobs > 1:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for _ in pool.map(export, items):
+                    pass
+        else:
+            for job in items:
+                export(job)
 
     def _stage_path(self, item: PathInput | ExternalInput, work: Path, hashed: Mapping[str, tuple[int, int, int, int]], action: Action) -> None:
         src = self.project_root / item.path
@@ -153,7 +179,10 @@ class Executor:
                 reason="input-changed",
             )
 
-    def _stage_outputs(self, item: OutputInput, result: ActionResult, work: Path, action: Action) -> None:
+    def _stage_outputs(
+        self, item: OutputInput, result: ActionResult, work: Path, action: Action,
+        deferred: list[tuple[Digest, Path, bool, str]] | None = None,
+    ) -> None:
         dest_root = work / item.dest if item.dest else work
 
         def place(path: str) -> Path | None:
@@ -168,7 +197,7 @@ class Executor:
         for f in result.output_files:
             target = place(f.path)
             if target is not None:
-                self._export(f.digest, target, f.executable, action, item.action)
+                self._export(f.digest, target, f.executable, action, item.action, deferred)
         for link in result.output_symlinks:
             target = place(link.path)
             if target is not None:
@@ -192,11 +221,19 @@ class Executor:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.symlink(entry.target, target)
                 else:
-                    self._export(entry.digest, target, entry.executable, action, item.action)
+                    self._export(entry.digest, target, entry.executable, action, item.action, deferred)
 
-    def _export(self, digest: Digest, target: Path, executable: bool, action: Action, producer: str) -> None:
+    def _export(
+        self, digest: Digest, target: Path, executable: bool, action: Action, producer: str,
+        deferred: list[tuple[Digest, Path, bool, str]] | None = None,
+    ) -> None:
         _check_free(target, action)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if deferred is not None and digest.size >= COMPRESS_MIN:
+            # Claim the path now (a later input staged there is a conflict), fill it later.
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644))
+            deferred.append((digest, target, executable, producer))
+            return
         if not self.store.export(digest, target, executable=executable):
             raise LostOutput(producer)
 

@@ -79,3 +79,22 @@ def test_unknown_program_names_the_fix(tmp_path: Path) -> None:
     result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c")
     assert result.code == 1
     assert "program 'no-such-program-here' not found on the toolchain's PATH" in result.err
+
+
+def test_large_staged_outputs_keep_bytes_modes_and_conflicts(tmp_path: Path) -> None:
+    """Large dependency outputs are decompressed on threads after their paths are claimed:
+    bytes and executable bits are as produced, and two inputs at one path still conflict."""
+    p = write_project(tmp_path,
+        '[action.big]\ncommand = ["sh", "-c", "mkdir d; for i in 1 2 3 4 5 6; do head -c 300000 /dev/urandom > d/b$i; done;'
+        ' printf \'#!/bin/sh\\\\necho run\\\\n\' > d/tool; head -c 200000 /dev/zero >> d/tool; chmod +x d/tool"]\n'
+        'outputs = ["d/"]\n'
+        '[action.use]\ncommand = ["sh", "-c", "sh -c \'./d/tool\' > ran.txt 2>/dev/null || true; test -x d/tool && cat d/b* > all"]\n'
+        'deps = ["big"]\noutputs = ["all", "ran.txt"]\n'
+        '[action.clash]\ncommand = ["sh", "-c", "echo > x"]\n'
+        'deps = [{ action = "big", path = "d", at = "d" }, "big"]\noutputs = ["x"]\n')
+    assert ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "big", "use").code == 0
+    out = p / "out"
+    assert (out / "all").read_bytes() == b"".join((out / "d" / f"b{i}").read_bytes() for i in range(1, 7))
+    result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "clash")
+    assert result.code == 1
+    assert "staged at the same path" in result.err
