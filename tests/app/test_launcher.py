@@ -146,3 +146,25 @@ def test_launcher_publishes_the_service_port_in_the_container(app_dir: AppDir, p
             proc.kill()
             _, errors = proc.communicate()
     assert b"container network tap0=10.0.2.100/24 -> guest 10.77.0.10/24" in errors
+
+
+def test_launcher_on_a_base_image_the_user_names(app_dir: AppDir, tmp_path: Path) -> None:
+    """launcher_base = "DIR:TAG": the launcher images sit on that image's layers, no base action runs."""
+    import shutil
+
+    from ukbuild.app import load_app
+    from ukbuild.errors import ConfigError
+
+    app_dir.write(MULTIBOOT)
+    base_layout = app_dir.build("out-base").launchers["hello"]
+    shutil.copytree(base_layout, app_dir.root / "qemu-base")
+    app_dir.write(MULTIBOOT.replace('name = "mb"', 'name = "mb"\nlauncher_base = "qemu-base:latest"'))
+    result = app_dir.build()
+    assert "launcher-base" not in result.results["app"].outcomes  # type: ignore[attr-defined]
+    manifest, config = manifest_of(result.launchers["hello"])
+    base_manifest, base_config = manifest_of(app_dir.root / "qemu-base")
+    assert manifest["layers"][:2] == base_manifest["layers"] and len(manifest["layers"]) == 3
+    assert config["rootfs"]["diff_ids"][:2] == base_config["rootfs"]["diff_ids"]
+    app_dir.write(MULTIBOOT.replace('name = "mb"', 'name = "mb"\nlauncher_base = "nowhere:latest"'))
+    with pytest.raises(ConfigError, match=r"app.launcher_base: 'nowhere:latest' is not DIR:TAG of an OCI image layout"):
+        load_app(app_dir.file)

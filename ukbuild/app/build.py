@@ -173,7 +173,7 @@ def plan_app_project(app: App, plans: Mapping[str, ServicePlan], out_dir: Path) 
     endpoints = network.plan(app)
     launchers: dict[str, str] = {}
     uruncs: dict[str, str] = {}
-    if any(p.service.container == "launcher" for p in plans.values()):
+    if any(p.service.container == "launcher" for p in plans.values()) and app.launcher_base is None:
         actions[BASE_ACTION] = base_action(origin)
         toolchains[BASE_TOOLCHAIN] = ToolchainSpec(BASE_TOOLCHAIN, ("sh",), origin, launchers=("ukbuild-app",))
     for name, plan in plans.items():
@@ -291,7 +291,13 @@ def _strip_net(args: tuple[str, ...]) -> tuple[str, ...]:
 def launcher_action(app: App, plan: ServicePlan, endpoint: network.Endpoint, out_dir: Path,
                     origin: Origin) -> Action:
     service = plan.service
-    inputs: list[Input] = [OutputInput(BASE_ACTION), kernel_input(plan, out_dir, "app/ukbuild/kernel")]
+    inputs: list[Input] = [kernel_input(plan, out_dir, "app/ukbuild/kernel")]
+    if app.launcher_base is None:
+        inputs.append(OutputInput(BASE_ACTION))
+        base = ["--base", "launcher/base"]
+    else:
+        inputs.append(ExternalInput(str(app.launcher_base[0]), "base-image", "launcher-base-image"))
+        base = ["--base-image", "base-image", "--base-tag", app.launcher_base[1]]
     volume_paths = []
     for volume in service.volumes:
         item, rel = volume_input(app, plan, volume.image, volume.from_app, out_dir, f"app/ukbuild/volumes/{volume.image}")
@@ -316,7 +322,7 @@ def launcher_action(app: App, plan: ServicePlan, endpoint: network.Endpoint, out
         memory=launch.memory_mib, append=append, drives=drives, extra=extra,  # type: ignore[attr-defined]
     )
     output = f"oci/{service.name}/"
-    argv = ["ukbuild-app", "launcher-image", "--base", "launcher/base", "--tree", "app", "--out", output.rstrip("/"),
+    argv = ["ukbuild-app", "launcher-image", *base, "--tree", "app", "--out", output.rstrip("/"),
             "--name", f"{app.name}-{service.name}", "--tag", app.tag,
             "--text", "ukbuild/service.env=" + launcher.service_env(facts),
             "--label", f"dev.ukbuild.app={app.name}", "--label", f"dev.ukbuild.service={service.name}",
@@ -370,6 +376,8 @@ def build_app(app: App, options: object = None, *, backends: Mapping[str, Backen
     options = options or api.BuildOptions()
     assert isinstance(options, api.BuildOptions)
     out_dir = Path(options.out_dir or app.root / "out").absolute()
+    if backends is None and any(s.recipe is not None for s in app.services.values()):
+        backends = api._Session.load_backends()  # once for every build below
     plans = plan_services(app, backends)
     results: dict[str, api.BuildResult] = {}
     kernels: dict[str, Path] = {}

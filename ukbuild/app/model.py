@@ -5,6 +5,8 @@
     network = "10.77.0.0/24"          # the services' private network (default 10.77.0.0/24)
     registry = "localhost/ukbuild"    # image names in compose.yaml and the manifests
     tag = "latest"
+    launcher_base = "qemu-base:latest"   # launcher images on this OCI layout (DIR:TAG) instead of the
+                                      # base layer made from this host's Debian packages
 
     [service.web]
     recipe = "../rumprun/nginx"       # a project directory or file, relative to this file
@@ -53,7 +55,7 @@ from ukbuild._origins import Origins
 from ukbuild.errors import ConfigError
 from ukbuild.model import Origin
 
-APP_FIELDS = frozenset({"name", "network", "registry", "tag"})
+APP_FIELDS = frozenset({"name", "network", "registry", "tag", "launcher_base"})
 SERVICE_FIELDS = frozenset({"recipe", "unikernel", "kernel", "initrd", "guest", "cmdline", "address", "ports",
                             "expose", "links", "volumes", "container", "memory", "env"})
 VOLUME_BOOTSTRAPS = frozenset({"mariadb"})
@@ -134,6 +136,8 @@ class App:
     volumes: Mapping[str, VolumeSpec]
     registry: str = "localhost/ukbuild"
     tag: str = "latest"
+    #: (OCI layout directory, tag) of a user-named base image for the launcher images.
+    launcher_base: tuple[Path, str] | None = None
 
     @property
     def root(self) -> Path:
@@ -234,6 +238,17 @@ class _Loader:
                            f'network = "{DEFAULT_NETWORK}"')
         registry = self.string(head, ("app", "registry"), '"localhost/ukbuild"') or "localhost/ukbuild"
         tag = self.string(head, ("app", "tag"), '"latest"') or "latest"
+        base = self.string(head, ("app", "launcher_base"), '"qemu-base:latest"')
+        launcher_base = None
+        if base:
+            directory, _, base_tag = base.rpartition(":")
+            layout = self.file.parent / directory
+            if not directory or not base_tag or not (layout / "index.json").is_file():
+                raise self.bad(("app", "launcher_base"), f"{base!r} is not DIR:TAG of an OCI image layout",
+                               'launcher_base = "qemu-base:latest" (a directory with index.json, relative to '
+                               "this file), holding QEMU, busybox and the firmware at the usual Debian paths",
+                               "not-found")
+            launcher_base = (layout, base_tag)
         volumes = {
             vname: self.volume(vname, self.table(vtable, ("volume", vname), 'format = "ext2"'))
             for vname, vtable in self.table(data.get("volume", {}), ("volume",), "[volume.NAME]").items()
@@ -271,7 +286,7 @@ class _Loader:
                                    f"host port {port.host} is already published by service {published[port.host]}",
                                    "publish each host port once")
                 published[port.host] = service.name
-        app = App(name, self.file, network, services, volumes, registry, tag)
+        app = App(name, self.file, network, services, volumes, registry, tag, launcher_base)
         self.check_cycles(app)
         return app
 

@@ -1,7 +1,7 @@
 """``ukbuild-app``: the program app actions run (in their scratch directory).
 
     ukbuild-app base-layer --rootfs DIR --out PREFIX [--package NAME=VERSION …]
-    ukbuild-app launcher-image --base PREFIX --tree DIR --out DIR --name NAME [--tag T]
+    ukbuild-app launcher-image (--base PREFIX | --base-image LAYOUT --base-tag T) --tree DIR --out DIR --name NAME [--tag T]
                                [--text PATH=CONTENT …] [--label K=V …]
     ukbuild-app mariadb-datadir --seed FILE [--seed FILE …] --out DIR [--engine Aria]
 
@@ -46,9 +46,13 @@ def launcher_image(args: argparse.Namespace) -> None:
     from .launcher import LAUNCH_SCRIPT
 
     epoch = _epoch()
-    base = Path(args.base)
-    meta = json.loads(base.with_suffix(".json").read_text())
-    base_layer = tar.Layer(model.Blob(meta["media_type"], base.with_suffix(".tar.gz").read_bytes()), meta["diff_id"])
+    if args.base_image:
+        base_layers, meta = _base_image(Path(args.base_image), args.base_tag)
+    else:
+        base = Path(args.base)
+        meta = json.loads(base.with_suffix(".json").read_text())
+        base_layers = [tar.Layer(model.Blob(meta["media_type"], base.with_suffix(".tar.gz").read_bytes()),
+                                 meta["diff_id"])]
     entries = tar.entries_from_tree(Path(args.tree)) if Path(args.tree).is_dir() else []
     entries.append(tar.TarEntry.file("ukbuild/launch", LAUNCH_SCRIPT.encode(), 0o755))
     for path, content in _pairs(args.text, "--text"):
@@ -58,11 +62,29 @@ def launcher_image(args: argparse.Namespace) -> None:
     labels.update({f"dev.ukbuild.launcher.package.{k}": v for k, v in sorted(meta.get("packages", {}).items())})
     annotations = model.standard_annotations(created=epoch, title=args.name)
     image = model.image_manifest(
-        [base_layer, app_layer], platform=model.Platform.parse("linux/amd64"),
+        [*base_layers, app_layer], platform=model.Platform.parse("linux/amd64"),
         config=model.ImageConfig(entrypoint=["/ukbuild/launch"], labels=labels, working_dir="/ukbuild"),
         created=epoch, annotations=annotations,
     )
     layout.write_oci_layout(args.out, {args.tag: image})
+
+
+def _base_image(layout: Path, tag: str) -> tuple[list, dict]:
+    """The layers of a user-named base image (linux/amd64), every blob verified."""
+    from ukbuild.errors import EmitError
+    from ukbuild.oci import layout as oci_layout
+    from ukbuild.oci import model, tar
+
+    image = oci_layout.read_oci_layout(layout, tag)
+    if isinstance(image, model.Index):
+        image = next((m for m in image.manifests if m.platform is not None
+                      and (m.platform.os, m.platform.architecture) == ("linux", "amd64")), None)  # type: ignore[assignment]
+        if image is None:
+            raise EmitError(f"{layout}:{tag} has no linux/amd64 image", reason="bad-layout")
+    assert isinstance(image, model.Manifest)
+    diff_ids = json.loads(image.config.data)["rootfs"]["diff_ids"]
+    layers = [tar.Layer(blob, diff_id) for blob, diff_id in zip(image.layers, diff_ids, strict=True)]
+    return layers, {"packages": {}}
 
 
 def mariadb_datadir(args: argparse.Namespace) -> None:
@@ -120,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", required=True)
     b.add_argument("--package", action="append", default=[])
     li = sub.add_parser("launcher-image")
-    li.add_argument("--base", required=True)
+    li.add_argument("--base", help="the base layer made by base-layer (PREFIX.tar.gz, PREFIX.json)")
+    li.add_argument("--base-image", help="or an OCI layout whose image is the base")
+    li.add_argument("--base-tag", default="latest")
     li.add_argument("--tree", required=True)
     li.add_argument("--out", required=True)
     li.add_argument("--name", required=True)
