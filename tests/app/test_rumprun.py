@@ -89,3 +89,27 @@ def test_run_boots_the_guest_with_the_app_config(rumprun_app: AppDir) -> None:
     assert f"vioif0 at virtio0: Ethernet address {mac}" in console.replace("virtio1", "virtio0") or mac in console
     assert "failed to mount" not in console and "error parsing json" not in console
     assert "argv[1]=7" in console and "GREETING=hi,there" in console
+
+
+def test_overrides_go_to_the_recipe_with_that_package(rumprun_app: AppDir) -> None:
+    """--override PKG=DIR reaches the recipe that has PKG (the others and the app's own graph never see it)."""
+    import attrs
+
+    from ukbuild.app import build_app
+    from ukbuild.errors import ConfigError
+
+    text = (rumprun_app.file.read_text()
+            + '\n[service.box]\nrecipe = "' + str(PROJECT.parents[3] / "examples" / "multiboot") + '"\n'
+            'unikernel = "hello"\ncontainer = "none"\n')
+    rumprun_app.file.write_text(text)
+    local = rumprun_app.root / "local-hello"
+    shutil.copytree(rumprun_app.root / "recipe" / "hello-prog", local)
+    (local / "hello.c").write_text((local / "hello.c").read_text().replace('"7"', '"7"').replace(
+        "program nonce: %s", "overridden program nonce: %s"))
+    app = load_app(rumprun_app.file)
+    options = attrs.evolve(rumprun_app.options(), overrides={"hello-prog": str(local)})
+    result = build_app(app, options)
+    outcomes = result.results["service:hello"].outcomes  # type: ignore[attr-defined]
+    assert outcomes["hello-prog"].status == "executed"
+    with pytest.raises(ConfigError, match="--override nope: no service's recipe has a package named 'nope'"):
+        build_app(app, attrs.evolve(options, overrides={"nope": str(local)}))

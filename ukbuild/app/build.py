@@ -345,6 +345,14 @@ def urunc_action(app: App, plan: ServicePlan, out_dir: Path) -> Action:
     return attrs.evolve(action, name=name, inputs=inputs, outputs=[output], argv=argv)
 
 
+def _overrides_for(project: Project, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The ``--override`` entries naming packages of ``project`` (each recipe gets its own)."""
+    from ukbuild.model import SourceInput
+
+    names = {i.name for a in project.actions.values() for i in a.inputs if isinstance(i, SourceInput)}
+    return {name: path for name, path in overrides.items() if name in names}
+
+
 @attrs.frozen
 class AppBuildResult:
     ok: bool
@@ -379,6 +387,11 @@ def build_app(app: App, options: object = None, *, backends: Mapping[str, Backen
     if backends is None and any(s.recipe is not None for s in app.services.values()):
         backends = api._Session.load_backends()  # once for every build below
     plans = plan_services(app, backends)
+    unknown = sorted(set(options.overrides) - {n for p in plans.values() if p.project is not None
+                                               for n in _overrides_for(p.project, options.overrides)})
+    if unknown:
+        raise ConfigError(f"--override {unknown[0]}: no service's recipe has a package named '{unknown[0]}'",
+                          hint="name a package of one of the app's recipes", reason="unknown-target")
     results: dict[str, api.BuildResult] = {}
     kernels: dict[str, Path] = {}
     for name, plan in plans.items():
@@ -387,8 +400,9 @@ def build_app(app: App, options: object = None, *, backends: Mapping[str, Backen
             kernels[name] = plan.service.kernel
             continue
         service_out = out_dir / "services" / name
-        build = api.Build(plan.project, plan.targets, attrs.evolve(options, out_dir=service_out, state_dir=None),
-                          backends=backends)
+        build = api.Build(plan.project, plan.targets, attrs.evolve(
+            options, out_dir=service_out, state_dir=None, overrides=_overrides_for(plan.project, options.overrides)),
+            backends=backends)
         if on_build is not None:
             on_build(f"service:{name}", build)
         result = build.run()
@@ -399,7 +413,7 @@ def build_app(app: App, options: object = None, *, backends: Mapping[str, Backen
         assert plan.meta is not None
         kernels[name] = service_out / plan.meta.kernel
     app_project = plan_app_project(app, plans, out_dir)
-    build = api.Build(app_project.project, (), attrs.evolve(options, out_dir=out_dir), backends=backends)
+    build = api.Build(app_project.project, (), attrs.evolve(options, out_dir=out_dir, overrides={}), backends=backends)
     if on_build is not None:
         on_build("app", build)
     result = build.run()

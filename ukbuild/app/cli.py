@@ -60,6 +60,12 @@ def main(args: argparse.Namespace, file: Path, out: TextIO, err: TextIO) -> int:
         return 130
 
 
+def _overrides(values: list[str]) -> dict[str, str]:
+    from ukbuild.cli import _overrides as parse
+
+    return parse(values)
+
+
 def dispatch(args: argparse.Namespace, file: Path, out: TextIO, err: TextIO) -> int:
     from ukbuild import api
 
@@ -71,7 +77,8 @@ def dispatch(args: argparse.Namespace, file: Path, out: TextIO, err: TextIO) -> 
         out_dir=Path(args.out_dir).absolute() if args.out_dir else None,
         cache_dir=Path(args.cache_dir).absolute() if args.cache_dir else None,
         **({"jobs": args.jobs} if getattr(args, "jobs", None) else {}),
-        **({"keep_going": args.keep_going, "use_cache": not args.no_cache} if args.command == "build" else {}),
+        **({"keep_going": args.keep_going, "use_cache": not args.no_cache, "overrides": _overrides(args.override),
+            "mirrors": tuple(args.mirror)} if args.command == "build" else {}),
     )
     json_mode = getattr(args, "json", False)
 
