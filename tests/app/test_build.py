@@ -118,9 +118,8 @@ def test_yaml_writer_round_trips() -> None:
 
 def test_removed_service_loses_its_manifest(demo: AppDir) -> None:
     demo.build()
-    text = demo.file.read_text().replace('links = ["php"]\n', "").replace('container = "none"\n', "")
-    demo.file.write_text(text + '\n[service.php]\n' if False else text.replace(
-        '[service.php]\n', '[service.php]\ncontainer = "none"\n'))
+    text = demo.file.read_text().replace('links = ["php"]\n', "")
+    demo.file.write_text(text.replace('[service.php]\n', '[service.php]\ncontainer = "none"\n'))
     result = demo.build()
     assert sorted(p.name for p in result.manifests) == ["compose.yaml", "web.yaml"]
     assert not (result.out_dir / "k8s" / "php.yaml").exists()

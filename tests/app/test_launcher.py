@@ -103,7 +103,7 @@ def test_multiboot_launcher_runs_under_podman(app_dir: AppDir, podman: list[str]
                          capture_output=True, text=True, timeout=120)
     assert "HELLO from ukbuild" in run.stdout, run.stdout + run.stderr
     assert 'CMDLINE: kernel hello from the ukbuild example, args: a,b "c d"' in run.stdout
-    assert "the container has no network" in run.stderr
+    assert "no network for the guest: the container has none" in run.stderr
     assert run.returncode == 1  # isa-debug-exit: the guest's status 0 → QEMU's 1
 
 

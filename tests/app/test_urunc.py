@@ -102,3 +102,46 @@ def test_launcher_of_a_solo5_hvt_kernel_is_refused(mirage_app: AppDir) -> None:
         build_app(load_app(mirage_app.file), mirage_app.options())
     assert "service.hello: hello runs as a host process (solo5-hvt), not under QEMU" in err.value.message
     assert 'container = "urunc"' in (err.value.hint or "")
+
+
+VIRTIO_APP = """
+[app]
+name = "mv"
+
+[service.hello]
+recipe = "mirage"
+unikernel = "hello"
+container = "none"
+
+[service.www]
+recipe = "mirage"
+unikernel = "www"
+container = "none"
+"""
+
+
+@pytest.mark.realtool("qemu-system-x86_64")
+def test_mirage_virtio_services_under_ukbuild_run(mirage_app: AppDir) -> None:
+    """MirageOS virtio kernels boot on the app network: one whose Solo5 manifest declares a network
+    device gets a NIC and --ipv4 arguments; one without gets neither (the bindings would abort)."""
+    from ukbuild.app import AppRun, plan_services
+
+    recipe = mirage_app.root / "mirage"
+    shutil.copytree(TESTDATA / "static_website", recipe / "www")
+    (recipe / "ukbuild.toml").write_text(
+        '[project]\nname = "m"\n\n[toolchain.mirage]\nbackend = "mirage"\n\n'
+        '[unikernel.hello]\ntoolchain = "mirage"\ndir = "hello"\ntarget = "virtio"\n\n'
+        '[unikernel.www]\ntoolchain = "mirage"\ndir = "www"\ntarget = "virtio"\ndevices = { service = "net" }\n'
+        'attach = { service = "tap100" }\n')  # the app replaces the recipe's tap
+    mirage_app.write(VIRTIO_APP)
+    app = load_app(mirage_app.file)
+    built = build_app(app, mirage_app.options())
+    with AppRun(app, plan_services(app), built) as running:
+        commands = {c.service: c for c in running.commands}
+        assert running.wait_for("hello", r"solo5_exit\(0\)", 60), running.output["hello"].decode()
+        assert running.wait_for("www", r"Solo5: (solo5_exit|Virtio net)|\[application\]", 60)
+        www = running.output["www"].decode(errors="replace")
+    assert commands["www"].append.endswith("--ipv4=10.77.0.11/24 --ipv4-gateway=10.77.0.1")
+    assert "virtio-net-pci" in " ".join(commands["www"].argv)
+    assert "--ipv4" not in commands["hello"].append and "virtio-net-pci" not in " ".join(commands["hello"].argv)
+    assert "not in manifest" not in www, www[-1500:]

@@ -60,6 +60,14 @@ class ServicePlan:
     meta: ImageMetadata | None = None
 
     @property
+    def networked(self) -> bool:
+        """Whether the guest takes a network card: a Solo5 (MirageOS) kernel only when its manifest
+        declares a network device (the bindings abort on a device not in the manifest)."""
+        if self.guest != "mirage" or self.meta is None:
+            return True
+        return "NET_BASIC" in self.meta.devices.values()
+
+    @property
     def targets(self) -> list[str]:
         if self.project is None or self.spec is None:
             return []
@@ -263,7 +271,8 @@ def guest_launch(app: App, plan: ServicePlan, endpoint: network.Endpoint | None,
     # The app's volumes replace the recipe's own block devices (the app decides, as for the network).
     own = () if service.volumes else launch.drives
     blk = [(len(own) + i, v.mount) for i, v in enumerate(service.volumes) if v.mount]
-    append = network.guest_cmdline(plan.guest, launch.append, endpoint, blk=blk, env=service.env,
+    append = network.guest_cmdline(plan.guest, launch.append, endpoint if plan.networked else None, blk=blk,
+                                   env=service.env,
                                    replace_blk=bool(service.volumes))
     extra_args = _strip_net(launch.extra_args)
     drives = (*own, *(Drive(p, "virtio") for p in volume_paths))
@@ -320,6 +329,7 @@ def launcher_action(app: App, plan: ServicePlan, endpoint: network.Endpoint, out
         name=service.name, address=endpoint.address, prefix=endpoint.prefix, network=str(app.network),
         mac=endpoint.mac, slirp_host=slirp.host, slirp_dns=slirp.dns, ports=service.served, links=links,
         memory=launch.memory_mib, append=append, drives=drives, extra=extra,  # type: ignore[attr-defined]
+        nic=plan.networked,
     )
     output = f"oci/{service.name}/"
     argv = ["ukbuild-app", "launcher-image", *base, "--tree", "app", "--out", output.rstrip("/"),

@@ -64,7 +64,7 @@ accel=tcg
 if [ -w /dev/kvm ]; then accel=kvm; fi
 accel=${UKBUILD_QEMU_ACCEL:-$accel}
 facts=$(ip -4 -o addr show scope global 2>/dev/null | awk '{print $2 "=" $4}' | tr '\n' ' ')
-if [ -n "$facts" ]; then
+if [ -n "$facts" ] && [ "$UKB_NIC" = 1 ]; then
   user="user,id=n0,ipv6=off,net=$UKB_NET,host=$UKB_SLIRP_HOST,dns=$UKB_SLIRP_DNS,dhcpstart=$UKB_DHCP"
   for port in $UKB_PORTS; do
     user="$user,hostfwd=tcp::$port-$UKB_ADDR:$port"
@@ -76,7 +76,8 @@ if [ -n "$facts" ]; then
   echo "ukbuild-launch: $UKB_NAME: container network $facts-> guest $UKB_ADDR/$UKB_PREFIX" >&2
   set -- -netdev "$user" -device "virtio-net-pci,netdev=n0,mac=$UKB_MAC,romfile="
 else
-  echo "ukbuild-launch: $UKB_NAME: the container has no network; the guest gets none" >&2
+  [ "$UKB_NIC" = 1 ] || facts="(the guest has no network device)"
+  echo "ukbuild-launch: $UKB_NAME: no network for the guest: ${facts:-the container has none}" >&2
   set -- -nic none
 fi
 for drive in $UKB_DRIVES; do  # FILE:ro|rw
@@ -137,7 +138,8 @@ def service_env(values: Mapping[str, str]) -> str:
 
 def launch_facts(*, name: str, address: str, prefix: int, network: str, mac: str, slirp_host: str,
                  slirp_dns: str, ports: Sequence[int], links: Sequence[tuple[str, str, int]], memory: int,
-                 append: str, drives: Sequence[tuple[str, bool]], extra: Sequence[str]) -> dict[str, str]:
+                 append: str, drives: Sequence[tuple[str, bool]], extra: Sequence[str],
+                 nic: bool = True) -> dict[str, str]:
     """The static part of a service's launch, as ``service.env`` holds it."""
     for arg in extra:
         if any(c.isspace() or c in "'\"\\$`" for c in arg):
@@ -150,6 +152,7 @@ def launch_facts(*, name: str, address: str, prefix: int, network: str, mac: str
         "UKB_LINKS": " ".join(f"{n}:{a}:{p}" for n, a, p in links), "UKB_MEMORY": str(memory),
         "UKB_APPEND": append, "UKB_EXTRA": " ".join(extra),
         "UKB_DRIVES": " ".join(f"{path}:{'ro' if ro else 'rw'}" for path, ro in drives),
+        "UKB_NIC": "1" if nic else "0",
     }
 
 

@@ -54,7 +54,8 @@ def guest_commands(app: App, plans: Mapping[str, ServicePlan], built: AppBuildRe
                                       initrd=service.initrd)
         if accel:
             launch = attrs.evolve(launch, accel=accel)
-        argv = (*launch.argv(), *network.qemu_net_args(app, service, endpoints[name], sock_dir))  # type: ignore[attr-defined]
+        net = network.qemu_net_args(app, service, endpoints[name], sock_dir) if plan.networked else []
+        argv = (*launch.argv(), *net)  # type: ignore[attr-defined]
         commands.append(GuestCommand(name, argv, append))
     return commands
 
