@@ -128,3 +128,17 @@ def test_bad_seed_sql_fails_the_bootstrap_with_mariadb_s_words(webstack: AppDir)
         webstack.build()
     text = err.value.message + (err.value.detail or "")
     assert "db-data.datadir" in text and "Table 'webstack.nowhere' doesn't exist" in text
+
+
+@pytest.mark.realtool("mariadb-install-db", "mariadbd")
+def test_php_change_rebuilds_only_php_app_and_its_image(webstack: AppDir) -> None:
+    """The web stack's acceptance line: a second build is all cache hits; changing the PHP application
+    rebuilds its volume and the php service's image, nothing else."""
+    webstack.build()
+    assert webstack.build().count("executed") == 0
+    page = webstack.root / "php" / "greeting.php"
+    page.write_text(page.read_text().replace("greeting {$row['id']}", "row {$row['id']}"))
+    again = webstack.build()
+    ran = {(scope, n) for scope, r in again.results.items() for n, o in r.outcomes.items()  # type: ignore[attr-defined]
+           if o.status == "executed"}
+    assert ran == {("app", "php-app"), ("app", "php.launcher")}
