@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -90,7 +91,8 @@ def test_hub_switches_frames_between_peers() -> None:
         for sock in peers:
             sock.close()
         hub.close()
-    assert not os.path.exists(hub.path)
+        assert not os.path.exists(hub.path)
+        shutil.rmtree(directory)
 
 
 LINUX_APP = """

@@ -68,7 +68,11 @@ class AppRun:
         self.app = app
         self._console = console
         self._dir = tempfile.mkdtemp(prefix="ukb-app-", dir="/tmp")
-        self.commands = guest_commands(app, plans, built, self._dir, accel=accel)
+        try:
+            self.commands = guest_commands(app, plans, built, self._dir, accel=accel)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
         self.hub: network.Hub | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
