@@ -168,3 +168,67 @@ def test_launcher_on_a_base_image_the_user_names(app_dir: AppDir, tmp_path: Path
     app_dir.write(MULTIBOOT.replace('name = "mb"', 'name = "mb"\nlauncher_base = "nowhere:latest"'))
     with pytest.raises(ConfigError, match=r"app.launcher_base: 'nowhere:latest' is not DIR:TAG of an OCI image layout"):
         load_app(app_dir.file)
+
+
+LINKED = """
+[app]
+name = "gf"
+
+[service.server]
+kernel = "bzImage"
+initrd = "initrd.cpio"
+guest = "linux"
+expose = [80]
+container = "none"
+
+[service.client]
+kernel = "bzImage"
+initrd = "initrd.cpio"
+guest = "linux"
+cmdline = "console=ttyS0 panic=-1 quiet"
+env = { ROLE = "client", PEER = "10.77.0.10", PING = "no" }
+links = ["server"]
+"""
+
+
+@pytest.mark.realtool("podman", "runc", "slirp4netns", "qemu-system-x86_64")
+def test_launcher_reaches_a_linked_service_by_name(app_dir: AppDir, podman: list[str], linux_files: Path) -> None:
+    """The guest connects to its link's app address; the launcher forwards that to the link's *name*,
+    resolved in the container (here --add-host server:127.0.0.1, where busybox httpd answers)."""
+    import os
+    import time
+
+    for name in ("bzImage", "initrd.cpio"):
+        os.link(linux_files / name, app_dir.root / name)
+    app_dir.write(LINKED)
+    layout = app_dir.build().launchers["client"]
+    pulled = subprocess.run([*podman, "pull", "-q", f"oci:{layout}:latest"], capture_output=True, text=True,
+                            timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    image = pulled.stdout.strip().splitlines()[-1]
+    name = f"ukb-link-{os.getpid()}"
+    proc = subprocess.Popen([*podman, "--runtime", "runc", "run", "--rm", "--name", name, "--network", "slirp4netns",
+                             "--add-host", "server:127.0.0.1", "--ulimit", "nofile=1024:1024",
+                             "--ulimit", "nproc=1024:1024", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        serve = "mkdir -p /tmp/www && echo 'hello from the container' > /tmp/www/index.html && " \
+                "busybox httpd -p 127.0.0.1:80 -h /tmp/www"
+        for _ in range(60):
+            started = subprocess.run([*podman, "exec", name, "sh", "-c", serve], capture_output=True, timeout=60)
+            if started.returncode == 0:
+                break
+            time.sleep(0.5)
+        assert started.returncode == 0, started.stderr
+        assert proc.stdout is not None
+        console = b""
+        deadline = time.monotonic() + 120
+        while b"RESULT" not in console and time.monotonic() < deadline and proc.poll() is None:
+            console += proc.stdout.readline()
+    finally:
+        subprocess.run([*podman, "stop", "-t", "1", name], capture_output=True, timeout=60)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    assert b"FETCHED hello from the container" in console and b"RESULT ok" in console, console[-2000:]
