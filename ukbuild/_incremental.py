@@ -362,7 +362,7 @@ class Rebuild:
         tracked = [*data["fixed"], *_flatten(reads.values()), *(os.path.join(out_dir, rel) for rel in outputs)]
         # Stat data taken before this build stays valid for what it did not write (taken
         # before hashing, so a change during the build is seen next time).
-        stats = dict(zip(self._recorded["paths"], self._recorded["stats"]))
+        stats = dict(zip(self._recorded["paths"], _noop.stats_of(self._recorded)))
         stats.update(self._stats)
         for name in self.writing:
             for rel in files[name]:
