@@ -363,6 +363,12 @@ class _Loader:
             )
         resolved = str(candidate.resolve())
         self.top.graph_dirs.add(os.path.normpath(candidate.absolute()))  # watched by the no-op check
+        if resolved in self.loaded and resolved not in self.top.included:
+            raise self.error(
+                path, f"{rel!r} includes a file that is being read ({candidate}): an include cycle",
+                hint="recipe files may include each other only one way; move the shared packages to their own file",
+                reason="include-cycle",
+            )
         if resolved in self.loaded:
             sub_toolchains, sub_packages = self.top.included[resolved]
         else:

@@ -39,7 +39,7 @@ def test_included_packages_are_the_same_action_everywhere() -> None:
     # the included recipe's patch path is rebased onto the including project, its digest keys it
     mariadb = projects["mariadb"].actions["mariadb"]
     src = next(i for i in mariadb.inputs if isinstance(i, SourceInput))
-    assert src.source.patches == ("patches/openat-fd.patch",)  # type: ignore[union-attr]
+    assert src.source.patches == ("patches/openat-fd.patch", "patches/generic-unix-sources.patch")  # type: ignore[union-attr]
 
 
 def test_recipe_features_reach_the_actions() -> None:
@@ -114,6 +114,14 @@ def test_include_conflicts_are_clear(tmp_path: Path) -> None:
     root = write(tmp_path / "d", '[project]\nname = "d"\ninclude = ["../c"]\n[toolchain.x]\ntools = ["sh"]\n')
     with pytest.raises(ConfigError, match=r"toolchain\.x: differs from the toolchain of the same name"):
         load_project(root)
+
+
+def test_include_cycles_are_refused(tmp_path: Path) -> None:
+    write(tmp_path / "a", '[project]\nname = "a"\ninclude = ["../b"]\n')
+    root = write(tmp_path / "b", '[project]\nname = "b"\ninclude = ["../a"]\n')
+    with pytest.raises(ConfigError) as excinfo:
+        load_project(root)
+    assert excinfo.value.reason == "include-cycle" and "a/ukbuild.toml:3: project.include" in excinfo.value.message
 
 
 def test_included_files_use_their_own_paths(tmp_path: Path) -> None:
