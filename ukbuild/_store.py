@@ -672,7 +672,10 @@ def _copy_decompressed(src: int, out, digest: Digest) -> bool:  # type: ignore[n
     buffer = _buffer()
     view = memoryview(buffer)
     try:
-        with _decompressor().stream_reader(os.fdopen(src, "rb", closefd=False), read_size=CHUNK) as reader:
+        with (
+            os.fdopen(src, "rb", closefd=False) as source,
+            _decompressor().stream_reader(source, read_size=CHUNK, closefd=False) as reader,
+        ):
             while n := reader.readinto(buffer):
                 total += n
                 if total > digest.size:
