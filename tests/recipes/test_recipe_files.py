@@ -39,7 +39,7 @@ def test_included_packages_are_the_same_action_everywhere() -> None:
     # the included recipe's patch path is rebased onto the including project, its digest keys it
     mariadb = projects["mariadb"].actions["mariadb"]
     src = next(i for i in mariadb.inputs if isinstance(i, SourceInput))
-    assert src.source.patches == ("patches/openat-fd.patch", "patches/generic-unix-sources.patch")  # type: ignore[union-attr]
+    assert src.source.patches == ("patches/openat-fd.patch", "patches/generic-is-unix.patch")  # type: ignore[union-attr]
 
 
 def test_recipe_features_reach_the_actions() -> None:
