@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 
@@ -114,18 +114,35 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> tuple[int, bo
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return (int(exc.code or 0) if exc.code != 2 else 2), False
+    if args.command in ("build", "run") and _may_name_app(args):  # its services, compose and k8s files
+        from .app.cli import app_file  # noqa: PLC0415
+
+        file = app_file(args)
+        if file is not None:
+            from .app.cli import main as app_main  # noqa: PLC0415
+
+            return app_main(args, file, out, err), False
     if args.command == "build":
-        code = _fast_noop(args, out)
+        code = _fast_noop(args, out, err)
         if code is not None:
             return code, True
     return _full(args, out, err), False
 
 
-def _full(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _may_name_app(args: argparse.Namespace) -> bool:
+    """A cheap test before importing ``ukbuild.app``: a ``.toml`` argument, or an app.toml without ukbuild.toml."""
+    named = [*(args.targets if args.command == "build" else [args.target]), getattr(args, "file", None) or ""]
+    if any(n.endswith(".toml") for n in named):
+        return True
+    return not os.path.exists(os.path.join(args.directory, "ukbuild.toml")) and os.path.exists(
+        os.path.join(args.directory, "app.toml"))
+
+
+def _full(args: argparse.Namespace, out: TextIO, err: TextIO, body: Callable[[], int | None] | None = None) -> int:
     from .errors import UkbuildError  # noqa: PLC0415
 
     try:
-        return _dispatch(args, out, err)
+        return body() if body is not None else _dispatch(args, out, err)  # type: ignore[return-value]
     except UkbuildError as exc:
         if args.debug:
             raise
@@ -154,8 +171,9 @@ def run() -> None:
     sys.exit(code)
 
 
-def _fast_noop(args: argparse.Namespace, out: TextIO) -> int | None:
-    """Answer an unchanged rebuild from the recorded state, importing nothing heavy."""
+def _fast_noop(args: argparse.Namespace, out: TextIO, err: TextIO) -> int | None:
+    """Answer an unchanged rebuild from the recorded state, importing nothing heavy
+    (or, when only some actions' inputs changed, rebuild just what they reach)."""
     if args.no_cache or args.remote_push or (args.depfile and not os.path.exists(args.depfile)):
         return None
     from . import _noop  # noqa: PLC0415
@@ -167,9 +185,12 @@ def _fast_noop(args: argparse.Namespace, out: TextIO) -> int | None:
     except Exception:  # noqa: BLE001 - the full path reports it properly
         return None
     state = _noop.state_dir(out_dir, os.path.abspath(args.state_dir) if args.state_dir else None)
-    summary = _noop.check(state, _noop.request(file, args.targets, out_dir, overrides))
-    if summary is None:
-        return None
+    req = _noop.request(file, args.targets, out_dir, overrides)
+    summary = _noop.check(state, req)
+    if summary is None:  # some files changed: maybe only inputs of a few actions
+        from ._incremental import from_cli  # noqa: PLC0415
+
+        return _full(args, out, err, lambda: from_cli(args, out, err, state=state, request=req, overrides=overrides))
     actions = summary["actions"]
     if args.json:
         from .events import EventBus, to_json_line  # noqa: PLC0415
