@@ -10,6 +10,7 @@ failure; otherwise nothing new starts and the running ones finish.
 from __future__ import annotations
 
 import os
+import posixpath
 import stat as stat_mod
 import threading
 import time
@@ -169,7 +170,9 @@ class Scheduler:
         entries = output_entries(result, self.store)
         if entries is None:
             raise LostOutput(item.action)
-        if item.path:
+        if item.path in entries:  # one output file: its content, under its own name
+            entries = {posixpath.basename(item.path): entries[item.path]}
+        elif item.path:
             prefix = item.path + "/"
             entries = {k[len(prefix) :]: v for k, v in entries.items() if k.startswith(prefix)}
         found = self._trees[memo] = merkle(entries)[0]
