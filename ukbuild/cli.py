@@ -119,9 +119,9 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> tuple[int, bo
 
         file = app_file(args)
         if file is not None:
-            from .app.cli import main as app_main  # noqa: PLC0415
+            from .app.cli import dispatch as app_dispatch  # noqa: PLC0415
 
-            return app_main(args, file, out, err), False
+            return _full(args, out, err, lambda: app_dispatch(args, file, out, err)), False
     if args.command == "build":
         code = _fast_noop(args, out, err)
         if code is not None:

@@ -39,35 +39,9 @@ def app_file(args: argparse.Namespace) -> Path | None:
     return None
 
 
-def main(args: argparse.Namespace, file: Path, out: TextIO, err: TextIO) -> int:
-    """Run ``dispatch``; known errors print ``error:``/``hint:`` and give their exit code (2 for
-    configuration), Ctrl-C gives 130; only bugs show a traceback (or ``--debug``)."""
-    from ukbuild.errors import UkbuildError
-
-    try:
-        return dispatch(args, file, out, err)
-    except UkbuildError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc.message}", file=err)
-        if exc.detail:
-            print("\n".join("  " + line for line in exc.detail.splitlines()), file=err)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=err)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=err)
-        return 130
-
-
-def _overrides(values: list[str]) -> dict[str, str]:
-    from ukbuild.cli import _overrides as parse
-
-    return parse(values)
-
-
 def dispatch(args: argparse.Namespace, file: Path, out: TextIO, err: TextIO) -> int:
     from ukbuild import api
+    from ukbuild.cli import _overrides
 
     from . import build_app, load_app, plan_services
     from .run import exit_status, run_app

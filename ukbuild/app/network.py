@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from ukbuild.errors import ConfigError, RunError
+from ukbuild.errors import RunError
 
 from .model import App, Service
 

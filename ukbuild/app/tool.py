@@ -17,27 +17,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ukbuild.errors import UkbuildError
-
-
-def _pairs(values: list[str], what: str) -> list[tuple[str, str]]:
-    out = []
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"error: {what} {value!r}: expected NAME=VALUE")
-        out.append((key, rest))
-    return out
-
-
-def _epoch() -> int:
-    return int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+from ukbuild._tool import name_value_pairs, run_tool, source_date_epoch
 
 
 def base_layer(args: argparse.Namespace) -> None:
     from .launcher import write_base_layer
 
-    write_base_layer(Path(args.rootfs), Path(args.out), epoch=_epoch(), packages=dict(_pairs(args.package, "--package")))
+    write_base_layer(Path(args.rootfs), Path(args.out), epoch=source_date_epoch(), packages=dict(name_value_pairs(args.package, "--package")))
 
 
 def launcher_image(args: argparse.Namespace) -> None:
@@ -45,7 +31,7 @@ def launcher_image(args: argparse.Namespace) -> None:
 
     from .launcher import LAUNCH_SCRIPT
 
-    epoch = _epoch()
+    epoch = source_date_epoch()
     if args.base_image:
         base_layers, meta = _base_image(Path(args.base_image), args.base_tag)
     else:
@@ -55,10 +41,10 @@ def launcher_image(args: argparse.Namespace) -> None:
                                  meta["diff_id"])]
     entries = tar.entries_from_tree(Path(args.tree)) if Path(args.tree).is_dir() else []
     entries.append(tar.TarEntry.file("ukbuild/launch", LAUNCH_SCRIPT.encode(), 0o755))
-    for path, content in _pairs(args.text, "--text"):
+    for path, content in name_value_pairs(args.text, "--text"):
         entries.append(tar.TarEntry.file(path, content.encode()))
     app_layer = tar.make_layer(entries, compression="gzip", mtime=epoch)
-    labels = dict(_pairs(args.label, "--label"))
+    labels = dict(name_value_pairs(args.label, "--label"))
     labels.update({f"dev.ukbuild.launcher.package.{k}": v for k, v in sorted(meta.get("packages", {}).items())})
     annotations = model.standard_annotations(created=epoch, title=args.name)
     image = model.image_manifest(
@@ -156,18 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", required=True)
     m.add_argument("--engine", default="Aria")
     args = p.parse_args(argv)
-    try:
-        {"base-layer": base_layer, "launcher-image": launcher_image, "mariadb-datadir": mariadb_datadir}[
-            args.command](args)
-    except UkbuildError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    command = {"base-layer": base_layer, "launcher-image": launcher_image, "mariadb-datadir": mariadb_datadir}
+    return run_tool(lambda: command[args.command](args))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ukbuild.errors import UkbuildError
+from ukbuild._tool import name_value_pairs, run_tool, source_date_epoch
 
 FORMATS = ("raw", "iso", "oci", "oci-archive", "docker-archive")
 DATA_FORMATS = ("ext2", "iso9660", "fat", "ffs")
@@ -57,20 +56,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pairs(values: list[str], what: str) -> list[tuple[str, str]]:
-    pairs = []
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"error: {what} {value!r}: expected NAME=VALUE")
-        pairs.append((key, rest))
-    return pairs
-
-
-def _epoch() -> int:
-    return int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-
-
 def emit(args: argparse.Namespace) -> None:
     if args.format in DATA_FORMATS:
         _emit_data(args)
@@ -78,12 +63,12 @@ def emit(args: argparse.Namespace) -> None:
     if args.kernel is None:
         raise SystemExit(f"error: {args.format} needs --kernel")
     kernel = Path(args.kernel).read_bytes()
-    pairs = _pairs(args.file, "--file")
+    pairs = name_value_pairs(args.file, "--file")
     files = [(name, Path(path).read_bytes()) for name, path in pairs]
     if args.format in ("raw", "iso"):
         from ukbuild.disk.output import DEFAULT_EPOCH
 
-        epoch = max(_epoch(), DEFAULT_EPOCH)  # FAT and ISO dates start in 1980
+        epoch = max(source_date_epoch(), DEFAULT_EPOCH)  # FAT and ISO dates start in 1980
         label = args.label or "UKBOOT"
         if args.format == "raw":
             from ukbuild.disk.rawdisk import write_raw_disk
@@ -107,14 +92,14 @@ def _emit_data(args: argparse.Namespace) -> None:
     tree = Path(args.tree) if args.tree is not None and Path(args.tree).is_dir() else None
     data_tree = DataTree.build(
         tree=tree,
-        files=[(name, Path(path).read_bytes()) for name, path in _pairs(args.file, "--file")],
+        files=[(name, Path(path).read_bytes()) for name, path in name_value_pairs(args.file, "--file")],
         owner=Owner.parse(args.owner, where="--owner"),
         file_mode=parse_mode(args.file_mode, where="--file-mode"),
         dir_mode=parse_mode(args.dir_mode, where="--dir-mode"),
-        modes={path: parse_mode(mode, where=f"--mode {path}") for path, mode in _pairs(args.mode, "--mode")},
-        owners={path: Owner.parse(owner, where=f"--owner-of {path}") for path, owner in _pairs(args.owner_of, "--owner-of")},
+        modes={path: parse_mode(mode, where=f"--mode {path}") for path, mode in name_value_pairs(args.mode, "--mode")},
+        owners={path: Owner.parse(owner, where=f"--owner-of {path}") for path, owner in name_value_pairs(args.owner_of, "--owner-of")},
     )  # fmt: skip
-    epoch = max(_epoch(), DEFAULT_EPOCH)  # FAT dates start in 1980; the same for every format
+    epoch = max(source_date_epoch(), DEFAULT_EPOCH)  # FAT dates start in 1980; the same for every format
     write_data_image(args.out, args.format, data_tree, name=args.name, epoch=epoch, size_mib=args.size_mib,
                      label=args.label)
 
@@ -156,8 +141,8 @@ def _provenance(
 def _emit_oci(args: argparse.Namespace, kernel: bytes, files: list[tuple[str, bytes]], staged: list[str]) -> None:
     from ukbuild.oci import layout, model, tar
 
-    epoch = _epoch()
-    annotations = dict(_pairs(args.annotation, "--annotation"))
+    epoch = source_date_epoch()
+    annotations = dict(name_value_pairs(args.annotation, "--annotation"))
     annotations.update(model.standard_annotations(created=epoch, title=args.name))
     cmd = [args.cmdline] if args.cmdline else []  # verbatim: one argument, as the kernel gets it
     if args.urunc:
@@ -197,19 +182,7 @@ def _emit_oci(args: argparse.Namespace, kernel: bytes, files: list[tuple[str, by
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        emit(args)
-    except UkbuildError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.detail:
-            print(exc.detail, file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_tool(lambda: emit(args))
 
 
 if __name__ == "__main__":
