@@ -8,14 +8,11 @@ by skipping.
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 
-
-def _tools_required() -> bool:
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get("UKBUILD_REQUIRE_TOOLS") == "1"
+from tests.needs import require
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,9 +23,4 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in item.iter_markers("realtool"):
         missing = [name for name in marker.args if shutil.which(name) is None]
-        if not missing:
-            continue
-        message = f"needs {', '.join(missing)} on PATH (install with .ci/run's apt-get line)"
-        if _tools_required():
-            pytest.fail(f"CI requires real tools: {message}", pytrace=False)
-        pytest.skip(message)
+        require(not missing, f"needs {', '.join(missing)} on PATH (install with .ci/run's apt-get line)")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import free_port, require  # noqa: F401 - free_port is re-exported to the app tests
 from ukbuild import api
 from ukbuild.app import AppBuildResult, build_app, load_app
 
@@ -26,28 +26,9 @@ EXAMPLE = REPO / "examples" / "multiboot"
 WEBSTACK = REPO / "recipes" / "webstack"
 
 
-def tools_required() -> bool:
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get("UKBUILD_REQUIRE_TOOLS") == "1"
-
-
-def require(available: bool, message: str) -> None:
-    """Skip (locally) or fail (under CI=true) when something the test needs is missing."""
-    if available:
-        return
-    if tools_required():
-        pytest.fail(f"CI requires it: {message}", pytrace=False)
-    pytest.skip(message)
-
-
 def require_module(name: str, package: str) -> None:
     require(importlib.util.find_spec(name) is not None,
             f"needs the PyPI package {package} (pip install -e '.[test]')")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

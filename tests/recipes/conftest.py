@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.rumprun import FakeRumprun, install_fake_rumprun
+from tests.needs import require
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "recipes" / "rumprun"
@@ -23,19 +24,6 @@ RECIPES = REPO / "recipes" / "rumprun"
 DEBIAN_SOURCES = Path(os.environ.get("UKBUILD_DEBIAN_SOURCES", REPO / ".cache" / "apt-src" / "src"))
 #: recipe package → Debian source package.
 DEBIAN_PACKAGE = {"nginx": "nginx", "php": "php8.2", "mariadb": "mariadb", "pcre2": "pcre2", "zlib": "zlib", "fmt": "fmtlib"}
-
-
-def required() -> bool:
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get("UKBUILD_REQUIRE_TOOLS") == "1"
-
-
-def need(condition: bool, message: str) -> None:
-    """Skip (locally) or fail (under CI=true) unless ``condition``."""
-    if condition:
-        return
-    if required():
-        pytest.fail(f"CI requires it: {message}", pytrace=False)
-    pytest.skip(message)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -64,7 +52,7 @@ def rumprun_env(fake_rumprun_host: FakeRumprun, monkeypatch: pytest.MonkeyPatch)
 def debian_source(package: str) -> Path:
     """The unpacked Debian source tree a recipe package is built from in tests."""
     tree = DEBIAN_SOURCES / DEBIAN_PACKAGE[package]
-    need(tree.is_dir() and (DEBIAN_SOURCES / f"{DEBIAN_PACKAGE[package]}.unpacked").is_file(),
+    require(tree.is_dir() and (DEBIAN_SOURCES / f"{DEBIAN_PACKAGE[package]}.unpacked").is_file(),
          f"Debian source package {DEBIAN_PACKAGE[package]} not unpacked in {DEBIAN_SOURCES} (run ./dev setup)")
     return tree
 

@@ -20,7 +20,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,32 +32,12 @@ from pathlib import Path
 import attrs
 import pytest
 
+from tests.needs import free_port, require  # noqa: F401 - free_port is re-exported to the remote tests
 from ukbuild._store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 BUILDGRID_VENV = Path(os.environ.get("UKBUILD_BUILDGRID_VENV", REPO / ".venv" / "buildgrid"))
 START_TIMEOUT = 30.0
-
-
-def tools_required() -> bool:
-    """As the suite's ``realtool`` marker: under CI a missing server fails instead of skipping."""
-    return (
-        os.environ.get("CI", "").lower() == "true" or os.environ.get("UKBUILD_REQUIRE_TOOLS") == "1"
-    )
-
-
-def require(ok: bool, message: str) -> None:
-    if ok:
-        return
-    if tools_required():
-        pytest.fail(f"CI requires it: {message}", pytrace=False)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
