@@ -1,4 +1,4 @@
-"""Line numbers for TOML values, which ``tomllib`` does not report.
+"""Reading TOML files, and line numbers for their values, which ``tomllib`` does not report.
 
 A light scan of the text maps each ``[table]`` header and each ``key =``
 line to its line number, so errors can say ``file:line: field: message``.
@@ -10,6 +10,16 @@ falls back to the nearest enclosing table.
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 is not supported, kept for tomli users
+    import tomli as tomllib
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
@@ -50,3 +60,28 @@ class Origins:
 def _bracket_balance(line: str) -> int:
     code = re.sub(r"""("(?:\\.|[^"\\])*"|'[^']*')""", "", line).split("#", 1)[0]
     return code.count("[") + code.count("{") - code.count("]") - code.count("}")
+
+
+def read_toml(file: Path) -> tuple[dict[str, Any], str]:
+    """The parsed file and its text; unreadable or malformed, a ConfigError naming the file and line."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}", reason="unreadable") from exc
+    try:
+        data = tomllib.loads(text)
+    except RecursionError as exc:
+        raise ConfigError(
+            f"{file}: TOML syntax: arrays or tables nested too deeply",
+            hint="flatten the nesting", reason="toml-syntax",
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        where = f"{file}:{match.group(1)}" if match else str(file)
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError(
+            f"{where}: TOML syntax: {message}",
+            hint="fix the syntax at that line (see https://toml.io)",
+            reason="toml-syntax",
+        ) from exc
+    return data, text

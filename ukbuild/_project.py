@@ -11,14 +11,13 @@ import difflib
 import glob
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 import attrs
 
 from ._graph import check_graph
-from ._origins import Origins
+from ._origins import Origins, read_toml
 from .errors import ConfigError
 from .model import (
     Action,
@@ -38,11 +37,6 @@ from .model import (
 from .images import DATA_FORMATS, ImageSpec, data_image_action, emit_toolchains, image_action
 from .packages import package_actions
 from .plugins import Backend, UnikernelSpec
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 is not supported, kept for tomli users
-    import tomli as tomllib
 
 PROJECT_FILE = "ukbuild.toml"
 DEFAULT_TOOLCHAIN = "host"
@@ -94,32 +88,8 @@ def load_project(
     ``configure_answers``.
     """
     file = find_project_file(Path(path)).absolute()  # not resolve(): symlinked inputs (Bazel) stay where given
-    data, text = _read(file)
+    data, text = read_toml(file)
     return _Loader(file, text, backends).project(data, dict(retarget or {}))
-
-
-def _read(file: Path) -> tuple[Mapping[str, object], str]:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read: {exc}", reason="unreadable") from exc
-    try:
-        data = tomllib.loads(text)
-    except RecursionError as exc:
-        raise ConfigError(
-            f"{file}: TOML syntax: arrays or tables nested too deeply",
-            hint="flatten the nesting", reason="toml-syntax",
-        ) from exc
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        where = f"{file}:{match.group(1)}" if match else str(file)
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise ConfigError(
-            f"{where}: TOML syntax: {message}",
-            hint="fix the syntax at that line (see https://toml.io)",
-            reason="toml-syntax",
-        ) from exc
-    return data, text
 
 
 class _Loader:
@@ -373,7 +343,7 @@ class _Loader:
             sub_toolchains, sub_packages = self.top.included[resolved]
         else:
             self.loaded[resolved] = str(self.file)
-            data, text = _read(candidate.absolute())
+            data, text = read_toml(candidate.absolute())
             sub = _Loader(Path(os.path.normpath(candidate.absolute())), text, self._backends, top=self.top)
             sub.table(data, (), _TOP)
             meta = sub.table(data.get("project", {}), ("project",), _PROJECT)

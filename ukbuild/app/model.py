@@ -44,14 +44,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ukbuild._origins import Origins
+from ukbuild._origins import Origins, read_toml
 from ukbuild.errors import ConfigError
 from ukbuild.model import Origin
 
@@ -181,18 +180,7 @@ def is_app_file(path: Path | str) -> bool:
 def load_app(path: Path | str) -> App:
     """Read and validate an app file."""
     file = Path(path).absolute()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read the app file: {exc}", reason="unreadable") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        where = f"{file}:{match.group(1)}" if match else str(file)
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise ConfigError(f"{where}: TOML syntax: {message}", hint="fix the syntax at that line",
-                          reason="toml-syntax") from exc
+    data, text = read_toml(file)
     return _Loader(file, Origins(text)).app(data)
 
 
