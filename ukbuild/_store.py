@@ -647,16 +647,23 @@ THREADED_MIN = 4 << 20
 
 
 def _copy_compressed(src, dst, size: int) -> Digest:  # type: ignore[no-untyped-def]
+    """Compress ``src`` (``size`` bytes) into ``dst``, hashing as it goes.
+
+    A compression object rather than a stream writer: a writer's context exit flushes the
+    frame even when a write failed (a full disk), and that flush fails in its turn, hiding
+    the ``OSError`` the store knows how to handle.
+    """
     h = hashlib.sha256()
     total = 0
     threads = min(4, os.cpu_count() or 1) if size >= THREADED_MIN else 0
-    with _zstd().ZstdCompressor(level=ZSTD_LEVEL, threads=threads).stream_writer(
-        dst, size=size, closefd=False
-    ) as writer:
-        while chunk := src.read(CHUNK):
-            h.update(chunk)
-            total += len(chunk)
-            writer.write(chunk)
+    frame = _zstd().ZstdCompressor(level=ZSTD_LEVEL, threads=threads).compressobj(size=size)
+    while chunk := src.read(CHUNK):
+        h.update(chunk)
+        total += len(chunk)
+        dst.write(frame.compress(chunk))
+    if total != size:
+        raise StoreError(f"{src.name}: changed while it was being stored", reason="input-changed")
+    dst.write(frame.flush())
     return Digest(h.hexdigest(), total)
 
 

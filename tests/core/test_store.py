@@ -187,6 +187,41 @@ class TestDegraded:
         store.close()
         assert not spill.exists()
 
+    def test_disk_full_mid_compression_degrades(
+        self, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """ENOSPC part-way through a compressed blob reaches the store as an OSError (a zstd
+        frame left unfinished must not turn it into a compression error) and degrades."""
+        big = tmp_path / "big"
+        big.write_bytes(os.urandom(3 << 20))
+        warnings: list[str] = []
+        store._warn = warnings.append
+        real_fdopen = os.fdopen
+        full = [True]  # the cache's file system only: the spill area has room
+
+        class FillsUp:
+            def __init__(self, f) -> None:  # type: ignore[no-untyped-def]
+                self.f, self.written = f, 0
+
+            def write(self, data: bytes) -> int:
+                self.written += len(data)
+                if self.written > 1 << 20 and full[0]:
+                    full[0] = False
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return self.f.write(data)
+
+            def __enter__(self) -> FillsUp:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                self.f.close()
+
+        monkeypatch.setattr(os, "fdopen", lambda *a, **k: FillsUp(real_fdopen(*a, **k)))
+        digest = store.put_file(big)
+        assert not store.writable and len(warnings) == 1 and "No space left" in warnings[0]
+        assert store.read_bytes(digest) == big.read_bytes()
+        assert not list((store.root / "cas").rglob("*.zst"))
+
     def test_unusable_cache_dir(self, tmp_path: Path) -> None:
         blocker = tmp_path / "file"
         blocker.write_text("not a directory")
