@@ -155,14 +155,15 @@ def image_action(name: str, table: Mapping[str, object], meta: ImageMetadata, or
         raise bad("bootloader", f"unknown boot loader {bootloader!r}", "one of: " + ", ".join(BOOTLOADERS))
     if fmt in DISK_FORMATS:
         _check_disk_kernel(meta, cmdline, bad, grub=bootloader == "grub")
-    argv = ["ukbuild-emit", fmt, "--kernel", meta.kernel, "--out", output.rstrip("/"), "--cmdline", cmdline,
-            "--name", name]
+    # --flag=value throughout: a value may start with "-" (MirageOS arguments all do).
+    argv = ["ukbuild-emit", fmt, f"--kernel={meta.kernel}", f"--out={output.rstrip('/')}", f"--cmdline={cmdline}",
+            f"--name={name}"]
     for key, flag in (("label", "--label"), ("tag", "--tag"), ("compression", "--compression"),
                       ("bootloader", "--bootloader")):
         if key in table:
             if not isinstance(table[key], str):
                 raise bad(key, "expected a string", f'{key} = "…"')
-            argv += [flag, str(table[key])]
+            argv.append(f"{flag}={table[key]}")
     if table.get("compression", "gzip") not in COMPRESSIONS:
         raise bad("compression", f"unknown compression {table['compression']!r}", "one of: " + ", ".join(COMPRESSIONS))
     if "tag" in table:
@@ -171,20 +172,20 @@ def image_action(name: str, table: Mapping[str, object], meta: ImageMetadata, or
         size = table["size_mib"]
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise bad("size_mib", "expected a positive integer", "size_mib = 16")
-        argv += ["--size-mib", str(size)]
+        argv.append(f"--size-mib={size}")
     inputs: list[Input] = [OutputInput(unikernel)]
     files = table.get("files", {})
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise bad("files", "expected a table of image name = project path", 'files = { "a.txt" = "data/a.txt" }')
     for image_name, path in sorted(files.items()):
         inputs.append(PathInput(path, f"files/{image_name}"))
-        argv += ["--file", f"{image_name}=files/{image_name}"]
+        argv.append(f"--file={image_name}=files/{image_name}")
     if table.get("urunc"):
         argv += _urunc_args(unikernel, meta, bad)
     if table.get("kraftkit"):
         argv.append("--kraftkit")
     if fmt not in DISK_FORMATS:
-        argv += ["--unikernel", unikernel, "--kernel-format", meta.kernel_format]
+        argv += [f"--unikernel={unikernel}", f"--kernel-format={meta.kernel_format}"]
     toolchain = toolchain_name(fmt)
     if bootloader == "grub":
         from .disk import grub
@@ -266,7 +267,7 @@ def data_image_action(name: str, table: Mapping[str, object], origin: Origin) ->
         size, minimum = table["size_mib"], dataimage.MIN_SIZE_MIB[fmt]
         if not isinstance(size, int) or isinstance(size, bool) or size < minimum:
             raise bad("size_mib", f"expected an integer of at least {minimum} for {fmt}", f"size_mib = {minimum * 2}")
-        argv += ["--size-mib", str(size)]
+        argv.append(f"--size-mib={size}")
     if "owner" in table:
         owner = text("owner", '"0:0"')
         _check(bad, "owner", functools.partial(Owner.parse, owner, where="owner"), 'owner = "0:0"')
@@ -325,10 +326,10 @@ def _urunc_args(unikernel: str, meta: ImageMetadata, bad: Callable[[str, str, st
     spec = UruncSpec(meta.guest, meta.monitor, bake=meta.devices.get("bake"),
                      solo5_net_dev=nets[0] if nets else None, solo5_blk_dev=blks[0] if blks else None)
     _check(bad, "urunc", spec.validate, "drop urunc = true for this kernel")
-    argv = ["--urunc", f"{meta.guest}:{meta.monitor}"]
+    argv = [f"--urunc={meta.guest}:{meta.monitor}"]
     for flag, value in (("--bake", spec.bake), ("--solo5-net", spec.solo5_net_dev), ("--solo5-blk", spec.solo5_blk_dev)):
         if value is not None:
-            argv += [flag, value]
+            argv.append(f"{flag}={value}")
     return argv
 
 

@@ -63,7 +63,7 @@ def test_grub_raw_image_uses_the_grub_toolchain() -> None:
     meta = ImageMetadata(kernel="kernel/hello.elf", kernel_format="multiboot-elf32", cmdline="a=b")
     spec, action = image_action("disk", {"unikernel": "k", "format": "raw", "bootloader": "grub"}, meta, ORIGIN)
     assert action.toolchain == "ukbuild-emit-raw-grub" and action.toolchain in emit_toolchains({"raw"}, ORIGIN)
-    assert action.argv[-2:] == ("--bootloader", "grub")
+    assert action.argv[-1] == "--bootloader=grub"
     assert [i.label for i in action.inputs if i.label.startswith("ext:")] == ["ext:grub-boot.img@.boot-inputs/boot.img"]
     assert spec.output == "image/disk.img"
 

@@ -350,8 +350,7 @@ def urunc_action(app: App, plan: ServicePlan, out_dir: Path) -> Action:
     inputs = [kernel_input(plan, out_dir, plan.meta.kernel) if isinstance(i, OutputInput) else i
               for i in action.inputs]
     output = f"oci/{service.name}-urunc/"
-    argv = list(action.argv)
-    argv[argv.index("--out") + 1] = output.rstrip("/")
+    argv = [f"--out={output.rstrip('/')}" if arg.startswith("--out=") else arg for arg in action.argv]
     return attrs.evolve(action, name=name, inputs=inputs, outputs=[output], argv=argv)
 
 

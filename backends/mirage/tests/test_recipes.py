@@ -117,6 +117,9 @@ class TestStaticWebsite:
         assert {URUNC + "hypervisor": "hvt", URUNC + "solo5NetDev": "service"}.items() <= manifest[
             "annotations"].items()
         assert not config["config"].get("Cmd")  # urunc passes --ipv4/--ipv4-gateway itself
+        disk = (result.out_dir / "image/www-disk.img").read_bytes()
+        assert disk[510:512] == b"\x55\xaa"
+        assert b"--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1" in disk  # syslinux.cfg: verbatim
 
     def test_hvt_needs_its_tap(self, env: FakeMirage, tmp_path: Path) -> None:
         """The tender is started with --net:service=tap100 and refuses a missing tap, as solo5-hvt does

@@ -168,11 +168,10 @@ class TestUruncAnnotations:
         with pytest.raises(ConfigError, match="solo5NetDev applies to Solo5 monitors"):
             project.load()
 
-    @pytest.mark.xfail(strict=True, reason="core bug: ukbuild/images.py passes `--cmdline VALUE` to "
-                       "ukbuild-emit, whose argparse takes a value starting with '-' for an option; "
-                       "MirageOS runtime arguments all start with '--' (fix: `--cmdline=VALUE`)")
     def test_mirage_style_command_line(self, project: Project) -> None:
         project.copy("static_website", "www")
-        project.write(www_oci("hvt", "--ipv4=10.0.0.2/24"))
+        project.write(www_oci("hvt", "--ipv4=10.0.0.2/24 --port=8080"))
         result = project.build("www-oci")
         assert result.ok, result.errors
+        _manifest, config, _layer = read_image(result.out_dir / "oci" / "www-oci")
+        assert config["config"]["Cmd"] == ["--ipv4=10.0.0.2/24 --port=8080"]
