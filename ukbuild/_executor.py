@@ -194,26 +194,35 @@ class Executor:
                 return dest_root / path[len(item.path) + 1 :]
             return None
 
+        placed = False
         for f in result.output_files:
             target = place(f.path)
             if target is not None:
                 self._export(f.digest, target, f.executable, action, item.action, deferred)
+                placed = True
         for link in result.output_symlinks:
             target = place(link.path)
             if target is not None:
                 _check_free(target, action)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(link.target, target)
+                placed = True
         for d in result.output_directories:
-            base = place(d.path.rstrip("/"))
-            if base is None:
-                continue
+            prefix = d.path.rstrip("/")
+            base = place(prefix)
+            if base is None and not item.path.startswith(prefix + "/"):
+                continue  # neither the whole directory nor a path inside it
             tree = self.store.read_tree(d.tree_digest)
             if tree is None:
                 raise LostOutput(item.action)
-            base.mkdir(parents=True, exist_ok=True)
+            if base is not None:
+                base.mkdir(parents=True, exist_ok=True)
+                placed = True
             for rel, entry in flatten_tree(tree).items():
-                target = base / rel
+                target = place(f"{prefix}/{rel}")
+                if target is None:
+                    continue
+                placed = True
                 if isinstance(entry, DirEntry):
                     target.mkdir(parents=True, exist_ok=True)
                 elif isinstance(entry, LinkEntry):
@@ -222,6 +231,12 @@ class Executor:
                     os.symlink(entry.target, target)
                 else:
                     self._export(entry.digest, target, entry.executable, action, item.action, deferred)
+        if item.path and not placed:
+            raise BuildError(
+                f"{action.name}: depends on '{item.path}' of action '{item.action}', which produced no such output",
+                hint=f"name a path that '{item.action}' writes (its declared outputs, or a path inside one)",
+                reason="missing-dependency-output",
+            )
 
     def _export(
         self, digest: Digest, target: Path, executable: bool, action: Action, producer: str,

@@ -39,3 +39,58 @@ def test_changed_file_changes_the_dependant_key(tmp_path: Path) -> None:
     assert first.outcomes["use"].key != second.outcomes["use"].key
     assert second.outcomes["use"].status == "executed"
     assert (root / "out" / "used.txt").read_text() == "b\n"
+
+
+DIRECTORY_PROJECT = """\
+[project]
+name = "p"
+default = ["use-file", "use-subdir"]
+
+[toolchain.host]
+tools = ["sh", "cat", "ls", "mkdir"]
+
+[action.make]
+command = ["sh", "-c", "mkdir -p d/sub && echo {text} > d/a.txt && echo b > d/b.txt && echo c > d/sub/c.txt"]
+outputs = ["d/"]
+
+[action.use-file]
+command = ["sh", "-c", "cat in > used.txt"]
+deps = [{{ action = "make", at = "in", path = "d/a.txt" }}]
+outputs = ["used.txt"]
+
+[action.use-subdir]
+command = ["sh", "-c", "ls -R in > listing.txt && cat in/c.txt >> listing.txt"]
+deps = [{{ action = "make", at = "in", path = "d/sub" }}]
+outputs = ["listing.txt"]
+
+[action.use-missing]
+command = ["sh", "-c", "cat in > never.txt"]
+deps = [{{ action = "make", at = "in", path = "d/missing.txt" }}]
+outputs = ["never.txt"]
+"""
+
+
+def test_file_or_subdirectory_inside_an_output_directory(tmp_path: Path) -> None:
+    """A dependency on a path inside another action's output directory stages just that path."""
+    root = tmp_path / "p"
+    root.mkdir()
+
+    def build(text: str, *targets: str) -> api.BuildResult:
+        (root / "ukbuild.toml").write_text(DIRECTORY_PROJECT.format(text=text))
+        options = api.BuildOptions(cache_dir=tmp_path / "cache")
+        return api.Build(api.load_project(root), list(targets) or ["use-file", "use-subdir"], options).run()
+
+    first = build("a")
+    assert first.ok, first.errors
+    assert (root / "out" / "used.txt").read_text() == "a\n"
+    assert (root / "out" / "listing.txt").read_text() == "in:\nc.txt\nc\n"
+    second = build("z")
+    assert second.ok, second.errors
+    assert (root / "out" / "used.txt").read_text() == "z\n"
+    assert second.outcomes["use-file"].status == "executed"
+    assert second.outcomes["use-subdir"].status != "executed"  # d/sub did not change: early cutoff
+
+    missing = build("z", "use-missing")
+    assert not missing.ok
+    assert "use-missing: depends on 'd/missing.txt' of action 'make', which produced no such output" in str(
+        missing.errors)
