@@ -35,12 +35,13 @@ if [ "$ROLE" = server ]; then
   while true; do sleep 60; done
 fi
 ok=fail
-for i in 1 2 3 4 5 6 7 8 9 10; do
+# Bounded by tries, not time: under TCG on a loaded machine the server may take minutes to boot.
+for i in $(seq 60); do
   [ "$PING" = no ] && break
   if ping -c 1 -W 2 "$PEER" >/dev/null 2>&1; then echo "PING ok $PEER"; break; fi
   sleep 1
 done
-for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+for i in $(seq 60); do
   body=$(printf "GET / HTTP/1.0\r\n\r\n" | nc -w 5 "$PEER" 80 2>/dev/null | tail -n 1)
   case "$body" in hello*) ok=ok; echo "FETCHED $body"; break ;; esac
   sleep 2

@@ -129,9 +129,9 @@ def test_guests_ping_and_fetch_across_the_app_network(app_dir: AppDir, linux_fil
     app = load_app(app_dir.file)
     built = build_app(app, app_dir.options())
     with AppRun(app, plan_services(app), built) as running:
-        assert running.wait_for("server", r"READY 10\.77\.0\.10", 90), running.output["server"].decode()[-2000:]
+        assert running.wait_for("server", r"READY 10\.77\.0\.10", 240), running.output["server"].decode()[-2000:]
         body = ""
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not body:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
@@ -139,7 +139,7 @@ def test_guests_ping_and_fetch_across_the_app_network(app_dir: AppDir, linux_fil
             except OSError:
                 time.sleep(1)
         assert body.startswith("hello from"), "published port did not answer"
-        assert running.wait_for("client", r"RESULT \w+", 120), running.output["client"].decode()[-2000:]
+        assert running.wait_for("client", r"RESULT \w+", 400), running.output["client"].decode()[-2000:]
         client = running.output["client"].decode()
         assert "PING ok 10.77.0.10" in client and "RESULT ok" in client, client[-2000:]
         assert "FETCHED hello from" in client
