@@ -7,14 +7,19 @@ only bugs show a traceback.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TextIO
+
+TYPE_CHECKING = False  # typing and argparse are imported only when needed: ~10 ms of every no-op
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+    from typing import TextIO
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(prog="ukbuild", description="Build unikernel images from a content-addressed graph.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for ukbuild errors too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -100,6 +105,72 @@ def _overrides(values: list[str]) -> dict[str, str]:
     return result
 
 
+#: ``build`` options the plain parser below takes, by spelling: (dest, takes a value).
+_BUILD_OPTIONS = {
+    "-C": ("directory", True), "-f": ("file", True), "-o": ("out_dir", True), "--out-dir": ("out_dir", True),
+    "--cache-dir": ("cache_dir", True), "--state-dir": ("state_dir", True), "-j": ("jobs", True),
+    "--jobs": ("jobs", True), "-k": ("keep_going", False), "--keep-going": ("keep_going", False),
+    "--json": ("json", False),
+}
+
+
+def _build_args(argv: list[str]) -> argparse.Namespace | None:
+    """``argv`` parsed as argparse would, for the common ``build`` command lines only, else None.
+
+    Building the argparse parser costs more than a 1k-action no-op check; this takes the
+    options above, each spelled whole (``-j 2``, ``-j2``, ``--jobs=2``), and the targets as
+    one run of words.  Anything else (help, other options, abbreviations, a value starting
+    with ``-``) goes to argparse, which gives the same result or the usage error.
+    """
+    if not argv or argv[0] != "build":
+        return None
+    values: dict[str, object] = {
+        "command": "build", "debug": False, "directory": ".", "file": None, "out_dir": None, "cache_dir": None,
+        "state_dir": None, "jobs": None, "keep_going": False, "json": False, "no_cache": False,
+        "override": [], "mirror": [], "keep_scratch": False, "scratch_dir": None, "sandbox": False,
+        "depfile": None, "remote_cache": os.environ.get("UKBUILD_REMOTE_CACHE"), "remote_instance": None,
+        "remote_push": False, "remote_timeout": None, "remote_executor": os.environ.get("UKBUILD_REMOTE_EXECUTOR"),
+    }
+    targets: list[str] = []
+    after_targets = False  # an option came after the targets: no more targets
+    i = 1
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if not word.startswith("-") or word == "-":
+            if after_targets:
+                return None  # targets on both sides of an option: argparse refuses such lines
+            targets.append(word)
+            continue
+        after_targets = bool(targets)
+        name, eq, value = word.partition("=") if word.startswith("--") else (word[:2], "", word[2:])
+        option = _BUILD_OPTIONS.get(name)
+        if option is None or "=" in value:
+            return None
+        dest, takes_value = option
+        if not takes_value:
+            if eq or value:
+                return None
+            values[dest] = True
+            continue
+        if not eq and not value:
+            if i == len(argv):
+                return None
+            value = argv[i]
+            i += 1
+        if value.startswith("-") or (name.startswith("--") and eq and not value):
+            return None
+        if dest == "jobs":
+            if not value.isdigit() or not value.isascii():
+                return None
+            values[dest] = int(value)
+        else:
+            values[dest] = value
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    return SimpleNamespace(**values, targets=targets)  # type: ignore[return-value]
+
+
 def _project_file(args: argparse.Namespace) -> str:
     return args.file or os.path.join(args.directory, "ukbuild.toml")
 
@@ -110,10 +181,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
 
 def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> tuple[int, bool]:
     """(exit code, whether the no-op fast path answered)."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:
-        return (int(exc.code or 0) if exc.code != 2 else 2), False
+    args = _build_args(sys.argv[1:] if argv is None else list(argv))
+    if args is None:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:
+            return (int(exc.code or 0) if exc.code != 2 else 2), False
     if args.command in ("build", "run") and _may_name_app(args):  # its services, compose and k8s files
         from .app.cli import app_file  # noqa: PLC0415
 
