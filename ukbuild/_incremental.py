@@ -56,23 +56,18 @@ def record(
     toolchains: Mapping[str, Toolchain],
     scheduler: Scheduler,
     outcomes: Mapping[str, Outcome],
-    store: Store,
+    files: Mapping[str, Mapping[str, str]],
     out_dir: str,
 ) -> None:
-    """After a successful full build: the no-op record, then the incremental one."""
+    """After a successful full build: the no-op record, then the incremental one.
+
+    ``files`` holds each target's files as materialised (relative path → digest).
+    """
     token = _noop.record(state, request, tracked, summary)
-    if token is None:
-        return
-    from ._executor import output_entries  # noqa: PLC0415
+    if token is None or any(name not in files for name in targets):
+        return  # (a target without files cannot happen after a successful build)
     from .toolchains import tool_paths  # noqa: PLC0415
 
-    files: dict[str, dict[str, str]] = {}
-    for name in targets:
-        result = outcomes[name].result
-        entries = output_entries(result, store) if result is not None else None
-        if entries is None:
-            return  # cannot happen after a successful build; the full path stays right
-        files[name] = {rel: str(e.digest) for rel, e in entries.items() if hasattr(e, "digest")}
     try:
         actions = {n: pickle.dumps(project.actions[n], 5) for n in outcomes}
         context = pickle.dumps((_slim(project), dict(toolchains)), 5)
@@ -84,7 +79,7 @@ def record(
         "targets": list(targets), "keys": summary["actions"],
         "deps": {n: list(project.actions[n].dependencies) for n in outcomes},
         "reads": {n: scheduler.reads.get(n, []) for n in outcomes},
-        "actions": actions, "files": files, "out_dir": out_dir,
+        "actions": actions, "files": {n: dict(files[n]) for n in targets}, "out_dir": out_dir,
         "fixed": [*project.files, *(p for t in toolchains.values() for p in tool_paths(t))],
         "declared": {n: list(project.actions[n].outputs) for n in targets},
         "name": project.name,

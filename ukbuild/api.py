@@ -31,10 +31,10 @@ from .errors import BuildError, ConfigError, ToolchainError, UkbuildError
 from .events import EventBus, Subscriber
 from .keys import KeyValue, canonical_json, diff_documents
 from .model import Action, Project, SourceInput, Toolchain
-from .plugins import Backend, Check, DetectContext, Detection
 from .toolchains import detect_host_toolchain, tool_paths
 
 if TYPE_CHECKING:
+    from .plugins import Backend, Check, Detection
     from .remote import RemoteConfig
     from .remote.execute import RemoteExecutor
     from .runner import Drive, RunResult
@@ -208,6 +208,8 @@ class _Session:
             if backend is None:
                 raise ConfigError(f"{spec.origin}: toolchain.{name}.backend: backend '{spec.backend}' is not installed",
                                   hint=f"install the ukbuild-{spec.backend} distribution", reason="unknown-backend")
+            from .plugins import DetectContext  # noqa: PLC0415 - only projects with backend toolchains
+
             detection = backend.detect(spec.options, DetectContext(dict(os.environ), self.digests, self.versions))
             if detection.toolchain is None:
                 raise ToolchainError(
@@ -304,10 +306,11 @@ class Build:
         _noop.forget(str(session.state_dir))
         try:
             outcomes = scheduler.run(self.targets)
-            written = self._materialize(scheduler, outcomes, session)
+            files = self._materialize(scheduler, outcomes, session)
         finally:
             executor.close()
             session.save()
+        written = {rel: digest for target in files.values() for rel, digest in target.items()}
         ok = all(o.status in ("executed", "cached") for o in outcomes.values())
         inputs = tuple(sorted(p for p in {*project.files, *scheduler.tracked} if os.path.isfile(p)))
         result = BuildResult(ok, outcomes, written, session.out_dir, time.monotonic() - start, inputs)
@@ -318,15 +321,19 @@ class Build:
         )
         if ok:
             tracked = [*project.files, *scheduler.tracked, *(p for t in toolchains.values() for p in tool_paths(t))]
-            tracked += [str(session.out_dir / p) for p in written]
+            out_dir = str(session.out_dir)
+            tracked += [os.path.join(out_dir, p) for p in written]
             summary = {"actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)}
             _incremental.record(str(session.state_dir), request, tracked, summary, project=project,
                                 targets=self.targets, toolchains=toolchains, scheduler=scheduler,
-                                outcomes=outcomes, store=session.store, out_dir=str(session.out_dir))
+                                outcomes=outcomes, files=files, out_dir=out_dir)
         return result
 
-    def _materialize(self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session) -> dict[str, str]:
-        written: dict[str, str] = {}
+    def _materialize(
+        self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session
+    ) -> dict[str, dict[str, str]]:
+        """Each target's files written or kept: target → relative path → digest."""
+        written: dict[str, dict[str, str]] = {}
         jobs = self.options.jobs
         for name in self.targets:
             outcome = outcomes.get(name)
@@ -341,7 +348,7 @@ class Build:
                 if outcome.result is None:
                     continue
                 files = materialize(name, outcome.result, session.store, session.out_dir, session.digests, jobs=jobs)
-            written.update((rel, str(digest)) for rel, digest in files.items())
+            written[name] = {rel: str(digest) for rel, digest in files.items()}
         return written
 
 
@@ -423,6 +430,8 @@ def detect_backends(
     backends: Mapping[str, Backend] | None = None, environ: Mapping[str, str] | None = None
 ) -> list[Detection]:
     """Every installed backend and whether its toolchain is found here (sorted by name)."""
+    from .plugins import DetectContext  # noqa: PLC0415
+
     backends = backends if backends is not None else _Session.load_backends()
     context = DetectContext(dict(os.environ if environ is None else environ), _journal.FileDigests({}))
     return [backends[name].detect({}, context) for name in sorted(backends)]
