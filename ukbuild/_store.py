@@ -306,30 +306,20 @@ class Store:
             return False
         if digest.size < COMPRESS_MIN and st.st_size != digest.size:
             return False
-        if refresh:
-            try:
-                os.utime(path)
-            except FileNotFoundError:
-                return False
-            except OSError:
-                pass  # a read-only cache still serves hits
-        return True
+        return not refresh or _refresh(path)
 
     def has(self, digest: Digest) -> bool:
-        """True when the blob exists; refreshes it for LRU eviction."""
+        """True when the blob exists; refreshes it for LRU eviction (at most once per
+        TOUCH_SECONDS).  One ``stat``: a cache hit checks every blob of its result."""
         path = self._blob(digest)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            st = os.stat(path)
         except OSError:
             return False
-        try:
-            if digest.size < COMPRESS_MIN and os.fstat(fd).st_size != digest.size:
-                self._discard(path)
-                return False
-            _touch(fd)
-            return True
-        finally:
-            os.close(fd)
+        if digest.size < COMPRESS_MIN and st.st_size != digest.size:
+            self._discard(path)
+            return False
+        return time.time() - st.st_mtime <= TOUCH_SECONDS or _refresh(path)
 
     def read_bytes(self, digest: Digest, *, touch: bool = True) -> bytes | None:
         """The blob's bytes, verified; ``None`` when missing or corrupt (then removed).
@@ -759,6 +749,17 @@ def _read_touching(path: str | Path, *, touch: bool = True) -> bytes | None:
             return f.read()
     except OSError:
         return None
+
+
+def _refresh(path: str) -> bool:
+    """Mark an entry used, for LRU eviction; False when it is gone (collected meanwhile)."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass  # a read-only cache still serves hits
+    return True
 
 
 def _touch(fd: int) -> None:
