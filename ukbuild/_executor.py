@@ -80,9 +80,11 @@ class Executor:
         keep_scratch: bool = False,
         checks: Mapping[str, Callable[[Path], None]] | None = None,
         sandbox: bool = False,
+        offline: bool = False,
     ) -> None:
         self.checks = checks or {}
         self.sandbox = sandbox
+        self.offline = offline
         self.store = store
         self.project_root = project_root
         self.scratch_root = scratch_root
@@ -98,6 +100,12 @@ class Executor:
 
     def run(self, staging: Staging, cancel: threading.Event) -> ActionResult:
         action = staging.action
+        if action.network and self.offline:
+            raise BuildError(
+                f"{action.name}: needs the network to run, and the build is offline",
+                hint="build once with the network: its result is cached, and later offline builds reuse it",
+                reason="offline",
+            )
         self.scratch_root.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="a-", dir=self.scratch_root))
@@ -261,7 +269,7 @@ class Executor:
             root = Path(override) if override is not None else self.project_root / source.path  # type: ignore[union-attr]
             shutil.copytree(root, dest, symlinks=True, dirs_exist_ok=True)
         elif isinstance(source, ArchiveSource):
-            digest = _sources.fetch_archive(source, self.store, self.mirrors)
+            digest = _sources.fetch_archive(source, self.store, self.mirrors, offline=self.offline)
             archive = work.parent / "archive"
             if not self.store.export(digest, archive):
                 raise SourceError(f"{origin}: the stored archive is corrupt; it was removed, run again", reason="corrupt-entry")
@@ -313,7 +321,7 @@ class Executor:
             # and for ukbuild's own programs the interpreter's venv and ukbuild itself.
             visible = [Path(p) for p in path] + [Path(sys.executable).parent.parent, Path(__file__).parent.parent]
             visible += [Path(toolchain.prefix)] if toolchain and toolchain.prefix else []
-            argv = wrap(argv, work, workdir=action.workdir, writable=[home], readonly=visible)
+            argv = wrap(argv, work, workdir=action.workdir, writable=[home], readonly=visible, network=action.network)
             cwd = work
         with open(log, "wb") as out:
             try:

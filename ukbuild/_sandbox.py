@@ -1,4 +1,5 @@
-"""Running an action's command under bubblewrap: no network, no writes outside its scratch dir.
+"""Running an action's command under bubblewrap: no network (unless the action fetches), no writes
+outside its scratch dir.
 
 :func:`wrap` turns an argv into a ``bwrap`` command line that gives the
 action a read-only view of the host, a private ``/tmp`` and ``/dev``, no
@@ -55,19 +56,22 @@ def wrap(
     workdir: str = "",
     writable: Sequence[Path] = (),
     readonly: Sequence[Path] = (),
+    network: bool = False,
 ) -> list[str]:
     """``argv`` to run under bwrap with ``work`` at /ukbuild/work, starting in ``workdir`` below it.
 
     ``writable`` paths (e.g. the action's HOME) are bound writable at their own
     path; ``readonly`` paths under the private ``/tmp`` (a toolchain or an
     interpreter installed there) are bound read-only so they stay visible.
+    ``network`` keeps the host's network (an action marked as fetching).
     Paths in ``argv`` and the environment must name the scratch dir as
     /ukbuild/work: its host path is read-only inside.
     """
     logical = LOGICAL_WORKDIR.rstrip("/")
     chdir = f"{logical}/{workdir}".rstrip("/") if workdir else logical
     args = [
-        "bwrap", "--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--die-with-parent",
+        "bwrap", *([] if network else ["--unshare-net"]), "--unshare-ipc", "--unshare-pid", "--unshare-uts",
+        "--die-with-parent",
         *_host_root_args(),
         "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
         "--bind", str(work), logical,

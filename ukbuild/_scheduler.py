@@ -138,6 +138,8 @@ class Scheduler:
         config: dict[str, KeyValue] = dict(action.config)
         if action.checks:
             config["checks"] = [list(pair) for pair in action.checks]
+        if action.network:
+            config["network"] = "yes"
         return key_document(
             step=action.step,
             step_version=action.step_version,

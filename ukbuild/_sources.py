@@ -37,8 +37,11 @@ DOWNLOAD_TIMEOUT = 60
 _DAMAGED = (EOFError, OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
 
-def fetch_archive(source: ArchiveSource, store: Store, mirrors: Iterable[str] = ()) -> Digest:
-    """Make the archive's bytes available in the store; returns their digest."""
+def fetch_archive(source: ArchiveSource, store: Store, mirrors: Iterable[str] = (), *, offline: bool = False) -> Digest:
+    """Make the archive's bytes available in the store; returns their digest.
+
+    ``offline`` reads only the store and local mirrors (directories, ``file://``).
+    """
     known = store.find_blob(source.sha256)
     if known is not None:
         return known
@@ -48,6 +51,14 @@ def fetch_archive(source: ArchiveSource, store: Store, mirrors: Iterable[str] = 
         for leaf in (source.sha256, name):
             candidates.append(_join(mirror, leaf))
     candidates.append(source.url)
+    if offline:
+        candidates = [url for url in candidates if _is_local(url)]
+        if not candidates:
+            raise SourceError(
+                f"{source.url}: not in the cache, and the build is offline",
+                hint="build once with the network to fill the cache, or put the archive in a mirror directory (--mirror DIR)",
+                reason="offline",
+            )
     errors = []
     for url in candidates:
         try:
@@ -71,6 +82,10 @@ def _join(mirror: str, leaf: str) -> str:
     if "://" in mirror:
         return mirror.rstrip("/") + "/" + urllib.parse.quote(leaf)
     return str(Path(mirror) / leaf)
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
 
 
 def _host(url: str) -> tuple[str | None, int | None]:

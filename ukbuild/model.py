@@ -240,6 +240,11 @@ class Action:
     executor sets itself (PATH from the toolchain, ``SOURCE_DATE_EPOCH``,
     ``LC_ALL=C``, ``TZ=UTC``, ``HOME``, ``UKBUILD_WORK``); ``${UKBUILD_WORK}``
     in argv or env stands for the scratch root and is expanded at run time.
+
+    ``network`` marks a step that must fetch (a package manager's lock or pull):
+    it keeps the host's network under ``--sandbox`` and is refused by an
+    offline build when it is not already cached.  Its result is cached like any
+    other, so what it fetched is fetched once.
     """
 
     name: str
@@ -254,6 +259,7 @@ class Action:
     config: tuple[tuple[str, str], ...] = attrs.field(converter=_pairs, default=())
     salt: str = ""
     checks: tuple[tuple[str, str], ...] = attrs.field(converter=_checks, default=())
+    network: bool = False
     origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
 
     @property

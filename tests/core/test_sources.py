@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import ukbuild
+from ukbuild import _sources
+from ukbuild._store import Store
+from ukbuild.errors import SourceError
+from ukbuild.model import ArchiveSource
 
 
 def make_tar(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
@@ -151,3 +155,21 @@ def test_local_override_is_keyed_by_content_and_reported(tmp_path: Path) -> None
     explained = ukbuild("explain", "-C", p, "--cache-dir", tmp_path / "c", "--override", f"pkg={local}", "pkg")
     assert "inputs.src:pkg@src.override: (absent) -> tree:sha256:" in explained.out
     assert "inputs.src:pkg@src.fixed: sha256:" in explained.out
+
+
+def test_offline_reads_only_the_store_and_local_mirrors(tmp_path: Path, server: tuple[str, Path]) -> None:
+    base, www = server
+    (www / "pkg-1.0.tar.gz").write_bytes(GOOD)
+    sha = hashlib.sha256(GOOD).hexdigest()
+    source = ArchiveSource(f"{base}/pkg-1.0.tar.gz", sha)
+    store = Store(tmp_path / "c")
+    with pytest.raises(SourceError, match="not in the cache, and the build is offline") as refused:
+        _sources.fetch_archive(source, store, [base], offline=True)
+    assert refused.value.reason == "offline"
+    assert store.find_blob(sha) is None
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "pkg-1.0.tar.gz").write_bytes(GOOD)
+    assert _sources.fetch_archive(source, store, [base, str(mirror)], offline=True).hash == sha
+    (mirror / "pkg-1.0.tar.gz").unlink()
+    assert _sources.fetch_archive(source, store, offline=True).hash == sha  # now from the store

@@ -59,6 +59,14 @@ def test_no_network(sandbox: None, work: Path, listening: int) -> None:
     assert "ConnectionRefusedError" in inside.stderr or "OSError" in inside.stderr
 
 
+def test_network_action_keeps_the_host_network(sandbox: None, work: Path, listening: int) -> None:
+    """An action marked ``network`` (a package manager's fetch) reaches what the host reaches,
+    and still writes only its scratch dir."""
+    inside = run([sys.executable, "-c", CONNECT, str(listening)], work, readonly=[Path(sys.prefix)], network=True)
+    assert inside.returncode == 0, inside.stderr
+    assert run(["sh", "-c", "! touch /new-root-file 2>/dev/null"], work, network=True).returncode == 0
+
+
 def test_writes_only_in_the_scratch_dir(sandbox: None, work: Path, tmp_path: Path) -> None:
     """The scratch dir is writable (at /ukbuild/work); the host, including the scratch dir's
     own host path and its parent, and the sandbox root are not; /tmp is private."""

@@ -40,11 +40,11 @@ class TestHello:
         assert (again.out_dir / "hello/dist/hello.hvt").read_bytes() == kernel.read_bytes()
 
     def test_lock_and_pull_are_network_steps(self, project: Project) -> None:
-        """The lock and pull actions say so in their key's config; configure and build do not."""
+        """The lock and pull actions are marked as fetching; configure and build are not."""
         project.copy("hello")
         project.write(HELLO_HVT, ["hello"])
         actions = project.load().actions
-        network = {n for n, a in actions.items() if ("network", "yes") in a.config}
+        network = {n for n, a in actions.items() if a.network}
         assert network == {"hello.lock", "hello.pull"}
         assert actions["hello.build"].argv == ("dune", "build", "--profile", "release", "--root", ".", "./dist")
 

@@ -114,7 +114,7 @@ def plan_mirage(spec: UnikernelSpec) -> list[Action]:
             argv = ["sh", "-c", 'printf "%s" "$1" > duniverse.opam.locked && '
                     "exec opam monorepo pull -l duniverse.opam.locked -r .", "sh", entry.lock_text()]
             actions.append(_action(spec, f"{spec.name}.pull[{entry.dir}]", "pull", argv,
-                                   [f"duniverse/{entry.dir}/"], [], env=MONOREPO_ENV, config=[("network", "yes")]))
+                                   [f"duniverse/{entry.dir}/"], [], env=MONOREPO_ENV, network=True))
         # The build does not read the lock, but it is what the pulls were planned from: as an input
         # it is tracked, so editing it is never mistaken for "up to date".
         lock_file = str(opts.get("lock", lock_path))
@@ -127,10 +127,10 @@ def plan_mirage(spec: UnikernelSpec) -> list[Action]:
         if repos:
             lock += " --opam-repositories " + shlex.quote(",".join(repos))
         actions.append(_action(spec, f"{spec.name}.lock", "lock", ["sh", "-c", lock], [f"{work}/{lock_path}"],
-                               [configured], env=MONOREPO_ENV, config=[("network", "yes")], workdir=work))
+                               [configured], env=MONOREPO_ENV, network=True, workdir=work))
         actions.append(_action(spec, f"{spec.name}.pull", "pull",
                                ["opam", "monorepo", "pull", "-l", lock_path, "-r", "."], [f"{work}/duniverse/"],
-                               [OutputInput(f"{spec.name}.lock")], env=MONOREPO_ENV, config=[("network", "yes")],
+                               [OutputInput(f"{spec.name}.lock")], env=MONOREPO_ENV, network=True,
                                workdir=work))
         pulls: list[Input] = [OutputInput(f"{spec.name}.pull")]
     artefact = target.artefact(name)
