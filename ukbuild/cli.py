@@ -234,8 +234,14 @@ def run() -> None:
     """Console-script entry point.
 
     After a fast no-op answer it exits without the interpreter's tear-down
-    (freeing the loaded state takes longer than the check itself).
+    (freeing the loaded state takes longer than the check itself).  The cyclic
+    garbage collector runs 30 times less often than by default: a build makes
+    few cycles, and the collections of imports and decoded trees cost 7–20 ms
+    of a build.
     """
+    import gc  # noqa: PLC0415
+
+    gc.set_threshold(20_000, 10, 10)
     code, fast = _main(None, sys.stdout, sys.stderr)
     if fast:
         sys.stdout.flush()
