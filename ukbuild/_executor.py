@@ -330,11 +330,12 @@ class Executor:
                     stderr=subprocess.STDOUT, start_new_session=True,
                 )
             except FileNotFoundError as exc:
+                hint = (f"the {toolchain.backend} toolchain found has no '{argv[0]}': `ukbuild backends` shows "
+                        "what was found and where it looked" if toolchain and toolchain.backend else
+                        f"add '{argv[0]}' to the toolchain's tools, or fix the command ({action.origin})")
                 raise BuildError(
                     f"{action.name}: program '{argv[0]}' not found on the toolchain's PATH",
-                    detail="PATH=" + env["PATH"],
-                    hint=f"add '{argv[0]}' to the toolchain's tools, or fix the command ({action.origin})",
-                    reason="tool-not-found",
+                    detail="PATH=" + env["PATH"], hint=hint, reason="tool-not-found",
                 ) from exc
             status = _wait(proc, cancel)
         if status is None:

@@ -67,6 +67,33 @@ class TestBareSolo5:
         assert failing.status == 3
 
 
+    def test_solo5_alone_builds_and_runs_bare_c(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A Solo5 installation without MirageOS (no opam switch) is enough for a bare C unikernel;
+        `ukbuild backends` says what it can build, and a MirageOS unikernel gets a clear error."""
+        solo5 = install_fake_mirage(tmp_path / "solo5-only")
+        for tool in ("mirage", "opam", "dune", "ocamlfind"):
+            (solo5.bin_dir / tool).unlink()
+        monkeypatch.delenv("UKBUILD_MIRAGE_PREFIX", raising=False)
+        monkeypatch.setenv("UKBUILD_SOLO5_PREFIX", str(solo5.prefix))
+        monkeypatch.setenv("PATH", "/usr/bin:/bin")
+        out = backends_text(dict(os.environ))
+        assert "mirage: found at " in out and "Solo5 v0.12.1-7-g469c1a8 only (no MirageOS" in out, out
+        project = Project(tmp_path / "proj")
+        project.copy("test_hello")
+        project.write(SOLO5_C)
+        result = project.build()
+        assert result.ok, result.errors
+        options = api.BuildOptions(cache_dir=project.cache, out_dir=project.root / "out")
+        ran = api.run(project.load(), "test_hello", (), options, backends=BACKENDS)
+        assert ran.console.decode().endswith("SUCCESS\nSolo5: solo5_exit(0) called\n") and ran.status == 0
+        project.copy("hello")
+        project.write('[unikernel.hello]\ntoolchain = "mirage"\ndir = "hello"\ntarget = "hvt"\n')
+        failed = project.build()
+        assert not failed.ok
+        assert "program 'mirage' not found" in failed.errors[0].message
+        assert "the mirage toolchain found has no 'mirage': `ukbuild backends`" in str(failed.errors[0].hint)
+
+
 def spec_of(project: Project, name: str) -> object:
     return project.load().unikernels[name]
 

@@ -61,21 +61,58 @@ def _search(option: object, env_var: str, context: DetectContext) -> tuple[str |
     return None, tuple(p for p in context.environ.get("PATH", "").split(os.pathsep) if p)
 
 
+def _solo5(arch: str, search: tuple[str, ...], context: DetectContext) -> tuple[list[Tool], str, Path] | None:
+    """Solo5's elftool and compiler wrappers in ``search``: their tools, version and bindings dir."""
+    found = {tool: find_tool(tool, search) for tool in solo5_tools(arch)}
+    if not all(found.values()):
+        return None
+    elftool = str(found["solo5-elftool"])
+    m = re.search(r"version (\S+)", _probe(elftool, (), context))
+    version = m.group(1) if m else "unknown"
+    tools = [_tool(tool, str(path), version, context) for tool, path in found.items()]
+    return tools, version, Path(os.path.realpath(elftool)).parent.parent / "lib" / f"{arch}-solo5-none-static"
+
+
+def _host_cc(context: DetectContext) -> Tool | None:
+    cc = find_tool("cc", HOST_SEARCH_PATH)
+    return _tool("cc", cc, tool_version(os.path.realpath(cc), context.versions), context) if cc else None
+
+
 def detect(options: Mapping[str, object], context: DetectContext) -> Detection:
-    """Find mirage/opam/dune/ocamlfind (and Solo5) and build the toolchain's identity."""
+    """Find mirage/opam/dune/ocamlfind (and Solo5) and build the toolchain's identity.
+
+    Without MirageOS, a Solo5 installation alone is a toolchain for bare Solo5 C
+    unikernels (``kind = "solo5"``); no MirageOS target is buildable with it.
+    """
     arch = str(options.get("arch", "x86_64"))
     prefix, search = _search(options.get("prefix"), MIRAGE_ENV, context)
+    solo5_prefix, solo5_search = _search(options.get("solo5_prefix"), SOLO5_ENV, context)
     not_buildable = dict.fromkeys(TARGETS, False)
 
     def missing(reason: str, searched: tuple[str, ...] = search, env_var: str = MIRAGE_ENV) -> Detection:
         return Detection(NAME, None, searched=searched, reason=reason, env_var=env_var, targets=not_buildable)
 
+    cc = _host_cc(context)
+    if cc is None:
+        return missing("the host C compiler 'cc' is not installed (apt-get install gcc)", HOST_SEARCH_PATH)
     paths = {tool: find_tool(tool, search) for tool in OCAML_TOOLS}
     absent = [tool for tool, path in paths.items() if path is None]
     if absent:
         where = f"{prefix}/bin" if prefix else "PATH"
-        return missing(f"{', '.join(absent)} not found in {where} (a MirageOS 4 opam switch: "
-                       "opam install mirage opam-monorepo)")
+        solo5 = _solo5(arch, solo5_search, context)
+        if solo5 is None:
+            return missing(f"{', '.join(absent)} not found in {where} (a MirageOS 4 opam switch: "
+                           "opam install mirage opam-monorepo), and no Solo5 for bare C unikernels either "
+                           f"(solo5-elftool and {arch}-solo5-none-static-cc; set {SOLO5_ENV})",
+                           (*search, *solo5_search))
+        tools, solo5_version, _bindings = solo5
+        home = Path(tools[0].path).parent.parent
+        toolchain = Toolchain(name=NAME, tools=[*tools, cc], prefix=str(home), extra={"solo5": solo5_version},
+                              search_path=(*dict.fromkeys(str(Path(t.path).parent) for t in tools), *HOST_SEARCH_PATH),
+                              compilers=("cc",))
+        return Detection(NAME, toolchain, version=f"Solo5 {solo5_version} only (no MirageOS: {', '.join(absent)} "
+                         f"not found in {where}): bare Solo5 C unikernels", searched=(*search, *solo5_search),
+                         env_var=MIRAGE_ENV, targets=not_buildable)
     found = {tool: path for tool, path in paths.items() if path is not None}
     mirage_version = _probe(found["mirage"], ("--version",), context)
     parsed = _version_tuple(mirage_version)
@@ -90,29 +127,21 @@ def detect(options: Mapping[str, object], context: DetectContext) -> Detection:
         _tool("opam", found["opam"], _probe(found["opam"], ("--version",), context), context),
         _tool("dune", found["dune"], _probe(found["dune"], ("--version",), context), context),
         _tool("ocamlfind", found["ocamlfind"], f"OCaml {ocaml_version}", context),
+        cc,
     ]
-    cc = find_tool("cc", HOST_SEARCH_PATH)
-    if cc is None:
-        return missing("the host C compiler 'cc' is not installed (apt-get install gcc)", HOST_SEARCH_PATH)
-    tools.append(_tool("cc", cc, tool_version(os.path.realpath(cc), context.versions), context))
     extra = {"ocaml": ocaml_version, "mirage": mirage_version}
     switch_state = switch / ".opam-switch" / "switch-state"
     if switch_state.is_file():
         extra["opam-switch-state"] = str(context.file_digest(str(switch_state), os.stat(switch_state)))
-    solo5_prefix, solo5_search = _search(options.get("solo5_prefix"), SOLO5_ENV, context)
     if solo5_prefix is None:
         solo5_search = (str(switch / "bin"), *search)
-    solo5 = {tool: find_tool(tool, solo5_search) for tool in solo5_tools(arch)}
+    solo5 = _solo5(arch, solo5_search, context)
     bindings = None
     solo5_version = None
-    if all(solo5.values()):
-        elftool = str(solo5["solo5-elftool"])
-        usage = _probe(elftool, (), context)
-        m = re.search(r"version (\S+)", usage)
-        solo5_version = m.group(1) if m else "unknown"
+    if solo5 is not None:
+        found_solo5, solo5_version, bindings = solo5
         extra["solo5"] = solo5_version
-        tools += [_tool(tool, str(path), solo5_version, context) for tool, path in solo5.items()]
-        bindings = Path(os.path.realpath(elftool)).parent.parent / "lib" / f"{arch}-solo5-none-static"
+        tools += found_solo5
     findlib = switch / "lib" / "findlib.conf.d"
     targets = {}
     for name, target in TARGETS.items():
