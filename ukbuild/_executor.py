@@ -385,7 +385,11 @@ class Executor:
             if output.endswith("/"):
                 if not path.is_dir() or path.is_symlink():
                     raise BuildError(f"{action.name}: output '{output}' is not a directory", reason="wrong-output-kind")
-                entries = scan(path, lambda p, _st: self.store.put_file(Path(p)))
+                try:
+                    entries = scan(path, lambda p, _st: self.store.put_file(Path(p)))
+                except BuildError as exc:  # a special file: name it as the action sees it
+                    message = exc.message.replace(f"{work}/", "", 1)
+                    raise BuildError(f"{action.name}: output {message}", hint=exc.hint, reason=exc.reason) from exc
                 root_digest, tree, _ = tree_message(entries)
                 tree_digest = self.store.put_bytes(tree.encode())
                 dirs.append(OutputDirectory(rel, tree_digest, root_digest))

@@ -59,6 +59,8 @@ def _failure(err: TextIO, e: Event) -> None:
     print(f"error: {where}{e['message']}", file=err)
     if e.get("detail"):
         print("\n".join("  | " + line for line in e["detail"].splitlines()), file=err)
+    if e.get("hint") and not e["hint"].startswith("full log: "):
+        print(f"  hint: {e['hint']}", file=err)
     if e.get("log"):
         print(f"  full log: {e['log']}", file=err)
 

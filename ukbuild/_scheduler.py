@@ -278,7 +278,7 @@ class Scheduler:
             log = str(self.executor.log_path(actions[name])) if key is not None else None
             self.emit("action-failed", action=name, key=str(key) if key else None, message=exc.message,
                       reason=exc.reason, log=log if log and os.path.exists(log) else None, detail=exc.detail,
-                      origin=str(actions[name].origin))
+                      hint=exc.hint, origin=str(actions[name].origin))
             stack = list(users[name])
             while stack:
                 user = stack.pop()

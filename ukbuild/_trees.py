@@ -16,6 +16,7 @@ from pathlib import Path
 import attrs
 
 from ._reapi import Digest, Directory, DirectoryNode, FileNode, SymlinkNode, Tree
+from .errors import BuildError
 
 
 @attrs.frozen
@@ -130,5 +131,11 @@ def scan(
         elif stat_mod.S_ISDIR(mode):
             entries[rel] = DirEntry()
         else:
-            raise ValueError(f"{os.path.join(root, rel)}: not a regular file, link or directory")
+            kind = ("named pipe" if stat_mod.S_ISFIFO(mode) else "socket" if stat_mod.S_ISSOCK(mode)
+                    else "device file")
+            raise BuildError(
+                f"{os.path.join(root, rel)}: a {kind}; ukbuild stores only regular files, symlinks and directories",
+                hint="remove it (or create it at run time), or keep it out of inputs and declared output directories",
+                reason="special-file",
+            )
     return entries

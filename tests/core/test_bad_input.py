@@ -3,6 +3,7 @@ no traceback, and the cache left exactly as it was."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -87,3 +88,25 @@ def test_no_project_file(tmp_path: Path) -> None:
     result = ukbuild("build", "-C", tmp_path)
     assert result.code == 2
     assert "no project file" in result.err and "hint:" in result.err
+
+
+@pytest.mark.parametrize("where", ["input", "output"])
+def test_special_file_is_a_clear_failure(where: str, tmp_path: Path) -> None:
+    """A named pipe among an action's inputs or in a declared output directory: exit 1, the path as
+    the user knows it, a hint, no traceback, nothing cached."""
+    project = tmp_path / "p"
+    (project / "in").mkdir(parents=True)
+    if where == "input":
+        os.mkfifo(project / "in" / "pipe")
+    command = '["sh", "-c", "mkdir -p d && mkfifo d/pipe"]' if where == "output" else '["sh", "-c", "mkdir d"]'
+    (project / "ukbuild.toml").write_text(
+        '[project]\nname = "p"\n[toolchain.host]\ntools = ["sh", "mkdir", "mkfifo"]\n'
+        f'[action.a]\ncommand = {command}\ninputs = ["in/"]\noutputs = ["d/"]\n')
+    cache = tmp_path / "cache"
+    result = ukbuild_process("build", "-C", project, "--cache-dir", cache)
+    assert result.code == 1, result.err
+    assert "Traceback" not in result.err + result.out
+    named = str(project / "in" / "pipe") if where == "input" else "a: output d/pipe"
+    assert f"{named}: a named pipe; ukbuild stores only regular files, symlinks and directories" in result.err
+    assert "hint: remove it" in result.err
+    assert not list((cache / "ac").rglob("*/*"))
