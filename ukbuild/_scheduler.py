@@ -26,7 +26,7 @@ from ._executor import Executor, LostOutput, Staging, action_env, output_entries
 from ._journal import FileDigests, KeyHistory
 from ._reapi import ActionResult, Digest
 from ._store import Store
-from ._trees import Entry, merkle, scan
+from ._trees import DirEntry, Entry, merkle, scan
 from .errors import BuildError, Cancelled, UkbuildError
 from .keys import KeyValue, _encode, _reject_floats, key_document
 from .model import (
@@ -172,8 +172,9 @@ class Scheduler:
         entries = output_entries(result, self.store)
         if entries is None:
             raise LostOutput(item.action)
-        if item.path in entries:  # one output file: its content, under its own name
-            entries = {posixpath.basename(item.path): entries[item.path]}
+        one = entries.get(item.path)
+        if one is not None and not isinstance(one, DirEntry):  # one file: its content, under its own name
+            entries = {posixpath.basename(item.path): one}
         elif item.path:
             prefix = item.path + "/"
             entries = {k[len(prefix) :]: v for k, v in entries.items() if k.startswith(prefix)}

@@ -94,3 +94,20 @@ def test_file_or_subdirectory_inside_an_output_directory(tmp_path: Path) -> None
     assert not missing.ok
     assert "use-missing: depends on 'd/missing.txt' of action 'make', which produced no such output" in str(
         missing.errors)
+
+
+def test_changed_file_in_a_depended_on_directory_rebuilds(tmp_path: Path) -> None:
+    """``path`` naming an output directory (how an install tree reaches a sysroot) is keyed by the
+    directory's content, not as an empty directory."""
+    root = tmp_path / "p"
+    root.mkdir()
+
+    def build(text: str) -> api.BuildResult:
+        (root / "ukbuild.toml").write_text(DIRECTORY_PROJECT.format(text=text).replace("d/sub", "d"))
+        options = api.BuildOptions(cache_dir=tmp_path / "cache")
+        return api.Build(api.load_project(root), ["use-subdir"], options).run()
+
+    first, second = build("a"), build("b")
+    assert first.ok and second.ok, second.errors
+    assert first.outcomes["use-subdir"].key != second.outcomes["use-subdir"].key
+    assert second.outcomes["use-subdir"].status == "executed"
