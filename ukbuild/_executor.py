@@ -25,7 +25,7 @@ import attrs
 
 from ._journal import stat_key
 from ._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
-from ._sandbox import wrap
+from ._sandbox import bwrap_available, wrap
 from ._store import COMPRESS_MIN, Store
 from ._trees import DirEntry, FileEntry, LinkEntry, flatten_tree, scan, tree_message, walk
 from .errors import BuildError, Cancelled, SourceError, UkbuildError
@@ -45,6 +45,8 @@ from .toolchains import needs_wrappers, write_wrappers
 
 #: Set by the executor for every action, and part of every key.
 FIXED_ENV = {"LC_ALL": "C", "TZ": "UTC", "SOURCE_DATE_EPOCH": "0"}
+#: PATH inside a pinned root file system.
+ROOT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 WORK_VAR = "${UKBUILD_WORK}"
 LOG_TAIL_LINES = 25
 
@@ -59,6 +61,8 @@ class Staging:
     dependency_results: Mapping[str, ActionResult]
     hashed_stats: Mapping[str, tuple[int, int, int, int]]
     source_overrides: Mapping[str, str]
+    #: The Merkle root of the action's pinned root file system (``Action.rootfs``).
+    rootfs_tree: Digest | None = None
 
 
 def action_env(action: Action) -> dict[str, str]:
@@ -92,6 +96,7 @@ class Executor:
         self.mirrors = mirrors
         self.keep_scratch = keep_scratch
         self._wrappers: dict[str, Path] = {}
+        self._roots: dict[Digest, Path] = {}
         self._lock = threading.Lock()
 
     def log_path(self, action: Action) -> Path:
@@ -113,8 +118,9 @@ class Executor:
             work = scratch / "work"
             work.mkdir()
             self._stage(staging, work)
+            root = self._root_file_system(staging) if action.rootfs else None
             log = self.log_path(action)
-            self._execute(staging, scratch, work, log, cancel)
+            self._execute(staging, scratch, work, log, cancel, root)
             self._check(action, work, log)
             return self._capture(action, work, log)
         finally:
@@ -281,6 +287,31 @@ class Executor:
         patches = getattr(source, "patches", ())
         _sources.apply_patches(dest, [self.project_root / p for p in patches], origin)
 
+    def _root_file_system(self, staging: Staging) -> Path:
+        """The pinned root, written out once per executor (its actions only read it)."""
+        action, item = staging.action, staging.action.rootfs
+        assert item is not None and staging.rootfs_tree is not None
+        if not bwrap_available():
+            raise BuildError(
+                f"{action.name}: runs in a pinned root file system, which needs bubblewrap, and it cannot run here",
+                hint="install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces",
+                reason="sandbox-unavailable",
+            )
+        with self._lock:
+            found = self._roots.get(staging.rootfs_tree)
+            if found is None:
+                found = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.scratch_root))
+                self._stage_outputs(item, staging.dependency_results[item.action], found, action)
+                if not (found / "bin").exists() and not (found / "usr").is_dir():
+                    _remove_tree(found)
+                    raise BuildError(
+                        f"{action.name}: rootfs '{item.label}' does not look like a root file system (no /bin, no /usr)",
+                        hint="name the output directory that holds the tree (e.g. path = \"rootfs\")",
+                        reason="bad-rootfs",
+                    )
+                self._roots[staging.rootfs_tree] = found
+            return found
+
     # --- running -----------------------------------------------------------
 
     def _wrapper_dir(self, toolchain: Toolchain) -> Path:
@@ -293,30 +324,37 @@ class Executor:
             return found
 
     def close(self) -> None:
-        for directory in self._wrappers.values():
+        for directory in (*self._wrappers.values(), *self._roots.values()):
             _remove_tree(directory)
         self._wrappers.clear()
+        self._roots.clear()
 
-    def _execute(self, staging: Staging, scratch: Path, work: Path, log: Path, cancel: threading.Event) -> None:
+    def _execute(
+        self, staging: Staging, scratch: Path, work: Path, log: Path, cancel: threading.Event, root: Path | None
+    ) -> None:
         action = staging.action
-        toolchain = staging.toolchain
+        toolchain = None if root else staging.toolchain  # a pinned root brings its own tools
         path = [str(self._wrapper_dir(toolchain))] if toolchain and needs_wrappers(toolchain) else []
-        path += list(toolchain.search_path) if toolchain else []
+        path += list(toolchain.search_path) if toolchain else list(ROOT_PATH) if root else []
         home = scratch / "home"
         tmp = scratch / "tmp"
         home.mkdir()
         tmp.mkdir()
-        root = LOGICAL_WORKDIR if self.sandbox else str(work)
+        sandboxed = self.sandbox or root is not None
+        logical = LOGICAL_WORKDIR if sandboxed else str(work)
         merged = {**dict(toolchain.env), **action_env(action)} if toolchain else action_env(action)
-        env = {k: v.replace(WORK_VAR, root) for k, v in merged.items()}
+        env = {k: v.replace(WORK_VAR, logical) for k, v in merged.items()}
         env.update({"PATH": os.pathsep.join(path), "HOME": str(home),
-                    "TMPDIR": "/tmp" if self.sandbox else str(tmp), "UKBUILD_WORK": root})
-        argv = [a.replace(WORK_VAR, root) for a in action.argv]
+                    "TMPDIR": "/tmp" if sandboxed else str(tmp), "UKBUILD_WORK": logical})
+        argv = [a.replace(WORK_VAR, logical) for a in action.argv]
         cwd = work / action.workdir
         cwd.mkdir(parents=True, exist_ok=True)
         for output in action.outputs:
             (work / output.rstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-        if self.sandbox:
+        if root is not None:
+            argv = wrap(argv, work, workdir=action.workdir, writable=[home], network=action.network, root=root)
+            cwd = work
+        elif self.sandbox:
             # What the action runs must stay visible if it lives under /tmp: the toolchain,
             # and for ukbuild's own programs the interpreter's venv and ukbuild itself.
             visible = [Path(p) for p in path] + [Path(sys.executable).parent.parent, Path(__file__).parent.parent]

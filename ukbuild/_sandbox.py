@@ -36,16 +36,16 @@ _PRIVATE = ("dev", "proc", "tmp")
 PROBE_TIMEOUT = 10.0
 
 
-def _host_root_args() -> list[str]:
+def _root_args(root: str) -> list[str]:
+    """Each top-level entry of ``root`` bound read-only at ``/ENTRY`` (symlinks recreated)."""
     args: list[str] = []
-    for entry in sorted(os.scandir("/"), key=lambda e: e.name):
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name in _PRIVATE or entry.name == LOGICAL_WORKDIR.strip("/").split("/")[0]:
             continue
-        path = "/" + entry.name
         if entry.is_symlink():
-            args += ["--symlink", os.readlink(path), path]
+            args += ["--symlink", os.readlink(entry.path), "/" + entry.name]
         elif entry.is_dir():
-            args += ["--ro-bind", path, path]
+            args += ["--ro-bind", entry.path, "/" + entry.name]
     return args
 
 
@@ -57,6 +57,7 @@ def wrap(
     writable: Sequence[Path] = (),
     readonly: Sequence[Path] = (),
     network: bool = False,
+    root: Path | None = None,
 ) -> list[str]:
     """``argv`` to run under bwrap with ``work`` at /ukbuild/work, starting in ``workdir`` below it.
 
@@ -64,6 +65,8 @@ def wrap(
     path; ``readonly`` paths under the private ``/tmp`` (a toolchain or an
     interpreter installed there) are bound read-only so they stay visible.
     ``network`` keeps the host's network (an action marked as fetching).
+    ``root`` replaces the host's file system with that tree (a pinned build
+    environment); nothing of the host is visible then but ``writable``.
     Paths in ``argv`` and the environment must name the scratch dir as
     /ukbuild/work: its host path is read-only inside.
     """
@@ -72,7 +75,7 @@ def wrap(
     args = [
         "bwrap", *([] if network else ["--unshare-net"]), "--unshare-ipc", "--unshare-pid", "--unshare-uts",
         "--die-with-parent",
-        *_host_root_args(),
+        *_root_args(str(root) if root is not None else "/"),
         "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
         "--bind", str(work), logical,
     ]

@@ -140,6 +140,8 @@ class Scheduler:
             config["checks"] = [list(pair) for pair in action.checks]
         if action.network:
             config["network"] = "yes"
+        if action.rootfs:
+            config["rootfs"] = "tree:" + str(self._output_tree(action.rootfs, results[action.rootfs.action]))
         return key_document(
             step=action.step,
             step_version=action.step_version,
@@ -334,7 +336,8 @@ class Scheduler:
                 self.store.put_bytes(document)
             toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
             dependencies = {d: results[d] for d in action.dependencies}
-            to_run.append(Staging(action, key, toolchain, dependencies, self.digests.seen, self.overrides))
+            rootfs = self._output_tree(action.rootfs, results[action.rootfs.action]) if action.rootfs else None
+            to_run.append(Staging(action, key, toolchain, dependencies, self.digests.seen, self.overrides, rootfs))
 
         def collect(future: Future[tuple[ActionResult, float]]) -> None:
             name = running.pop(future)

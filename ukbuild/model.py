@@ -245,6 +245,12 @@ class Action:
     it keeps the host's network under ``--sandbox`` and is refused by an
     offline build when it is not already cached.  Its result is cached like any
     other, so what it fetched is fetched once.
+
+    ``rootfs`` pins the build environment: the command runs under bubblewrap
+    with that dependency's output directory (a debootstrap tree, an unpacked
+    OCI image) as its root file system, using the tools inside it, and the
+    tree's digest enters the key — how an old toolchain keeps building on a new
+    host.
     """
 
     name: str
@@ -260,11 +266,13 @@ class Action:
     salt: str = ""
     checks: tuple[tuple[str, str], ...] = attrs.field(converter=_checks, default=())
     network: bool = False
+    rootfs: OutputInput | None = None
     origin: Origin = attrs.field(default=NO_ORIGIN, eq=False)
 
     @property
     def dependencies(self) -> tuple[str, ...]:
-        return tuple(i.action for i in self.inputs if isinstance(i, OutputInput))
+        staged = tuple(i.action for i in self.inputs if isinstance(i, OutputInput))
+        return (*staged, self.rootfs.action) if self.rootfs else staged
 
 
 @attrs.frozen
