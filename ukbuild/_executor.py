@@ -9,6 +9,7 @@ environment is explicit: nothing leaks from the caller.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import shutil
@@ -45,6 +46,8 @@ from .toolchains import needs_wrappers, write_wrappers
 
 #: Set by the executor for every action, and part of every key.
 FIXED_ENV = {"LC_ALL": "C", "TZ": "UTC", "SOURCE_DATE_EPOCH": "0"}
+#: Attempts to start a command that fails with ETXTBSY.
+EXEC_TRIES = 5
 #: PATH inside a pinned root file system.
 ROOT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 WORK_VAR = "${UKBUILD_WORK}"
@@ -362,19 +365,33 @@ class Executor:
             argv = wrap(argv, work, workdir=action.workdir, writable=[home], readonly=visible, network=action.network)
             cwd = work
         with open(log, "wb") as out:
-            try:
-                proc = subprocess.Popen(
-                    argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                )
-            except FileNotFoundError as exc:
-                hint = (f"the {toolchain.backend} toolchain found has no '{argv[0]}': `ukbuild backends` shows "
-                        "what was found and where it looked" if toolchain and toolchain.backend else
-                        f"add '{argv[0]}' to the toolchain's tools, or fix the command ({action.origin})")
-                raise BuildError(
-                    f"{action.name}: program '{argv[0]}' not found on the toolchain's PATH",
-                    detail="PATH=" + env["PATH"], hint=hint, reason="tool-not-found",
-                ) from exc
+            for attempt in range(EXEC_TRIES):
+                try:
+                    proc = subprocess.Popen(
+                        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                        stderr=subprocess.STDOUT, start_new_session=True,
+                    )
+                    break
+                except FileNotFoundError as exc:
+                    hint = (f"the {toolchain.backend} toolchain found has no '{argv[0]}': `ukbuild backends` shows "
+                            "what was found and where it looked" if toolchain and toolchain.backend else
+                            f"add '{argv[0]}' to the toolchain's tools, or fix the command ({action.origin})")
+                    raise BuildError(
+                        f"{action.name}: program '{argv[0]}' not found on the toolchain's PATH",
+                        detail="PATH=" + env["PATH"], hint=hint, reason="tool-not-found",
+                    ) from exc
+                except OSError as exc:
+                    # ETXTBSY: a process forked by another thread still holds a just-written
+                    # script open until it execs; it goes away in microseconds.
+                    if exc.errno == errno.ETXTBSY and attempt + 1 < EXEC_TRIES:
+                        time.sleep(0.01 * (attempt + 1))
+                        continue
+                    raise BuildError(
+                        f"{action.name}: cannot run '{argv[0]}': {exc.strerror}",
+                        hint="make it executable (a script needs chmod +x and a #! line), or run it "
+                        f'through its interpreter: command = ["sh", "{argv[0]}"] ({action.origin})',
+                        reason="cannot-execute",
+                    ) from exc
             status = _wait(proc, cancel)
         if status is None:
             raise Cancelled(f"{action.name}: cancelled")

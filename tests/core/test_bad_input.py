@@ -110,3 +110,17 @@ def test_special_file_is_a_clear_failure(where: str, tmp_path: Path) -> None:
     assert f"{named}: a named pipe; ukbuild stores only regular files, symlinks and directories" in result.err
     assert "hint: remove it" in result.err
     assert not list((cache / "ac").rglob("*/*"))
+
+
+def test_program_that_cannot_run_is_a_clear_failure(tmp_path: Path) -> None:
+    """A script without its executable bit: exit 1, what to do about it, no traceback."""
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "gen.sh").write_text("echo hi > o\n")
+    (project / "ukbuild.toml").write_text(
+        '[project]\nname = "p"\n[action.a]\ncommand = ["./gen.sh"]\ninputs = ["gen.sh"]\noutputs = ["o"]\n')
+    result = ukbuild_process("build", "-C", project, "--cache-dir", tmp_path / "cache")
+    assert result.code == 1, result.err
+    assert "Traceback" not in result.err + result.out
+    assert "a: cannot run './gen.sh': Permission denied" in result.err
+    assert 'command = ["sh", "./gen.sh"]' in result.err
