@@ -477,7 +477,7 @@ class _Loader:
             self.graph_dirs.add(str(self.root / _glob_base(pattern)))
             if not matches:
                 raise self.error(path + ("foreach",), f"{pattern!r} matches no file", hint="check the pattern against the project tree", reason="bad-value")
-            expansions = [(f"{name}[{PurePosixPath(m).stem}]", _placeholders(m)) for m in matches]
+            expansions = [(f"{name}[{subst['stem']}]", subst) for subst in map(_placeholders, matches)]
         result = []
         for action_name, subst in expansions:
             def fill(text: str, field: str, subst: dict[str, str] = subst) -> str:
@@ -647,8 +647,12 @@ def _suggest(name: str, known: list[str]) -> str:
 
 
 def _placeholders(match: str) -> dict[str, str]:
-    pure = PurePosixPath(match)
-    return {"in": match, "stem": pure.stem, "name": pure.name, "dir": str(pure.parent)}
+    """``{in}``, ``{stem}``, ``{name}``, ``{dir}`` of a glob match, as ``PurePosixPath`` has them
+    (by string operations: a 10k-action ``foreach`` calls this 10,000 times)."""
+    parent, _, name = match.rstrip("/").rpartition("/")
+    dot = name.rfind(".")
+    stem = name[:dot] if 0 < dot < len(name) - 1 else name
+    return {"in": match, "stem": stem, "name": name, "dir": parent or "."}
 
 
 def _glob_base(pattern: str) -> str:
