@@ -106,14 +106,18 @@ class Executor:
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in action.name)
         return self.log_dir / f"{safe}.log"
 
-    def run(self, staging: Staging, cancel: threading.Event) -> ActionResult:
-        action = staging.action
+    def refuse_offline(self, action: Action) -> None:
+        """An offline build runs no step marked as fetching (its result must come from the cache)."""
         if action.network and self.offline:
             raise BuildError(
                 f"{action.name}: needs the network to run, and the build is offline",
                 hint="build once with the network: its result is cached, and later offline builds reuse it",
                 reason="offline",
             )
+
+    def run(self, staging: Staging, cancel: threading.Event) -> ActionResult:
+        action = staging.action
+        self.refuse_offline(action)
         self.scratch_root.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="a-", dir=self.scratch_root))
@@ -274,7 +278,10 @@ class Executor:
         source = item.source
         origin = f"source of {item.name}"
         from . import _sources  # noqa: PLC0415 - http.client, tarfile, zipfile: only for sources
-        if override is not None or isinstance(source, LocalSource):
+        if override is not None and os.path.isfile(override):
+            _sources.extract_archive(Path(override), dest, strip=getattr(source, "strip", 1),
+                                     origin=f"{origin} (override {override})")
+        elif override is not None or isinstance(source, LocalSource):
             root = Path(override) if override is not None else self.project_root / source.path  # type: ignore[union-attr]
             shutil.copytree(root, dest, symlinks=True, dirs_exist_ok=True)
         elif isinstance(source, ArchiveSource):
@@ -298,7 +305,7 @@ class Executor:
             raise BuildError(
                 f"{action.name}: runs in a pinned root file system, which needs bubblewrap, and it cannot run here",
                 hint="install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces",
-                reason="sandbox-unavailable",
+                reason="no-sandbox",
             )
         with self._lock:
             found = self._roots.get(staging.rootfs_tree)

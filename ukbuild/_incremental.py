@@ -142,9 +142,11 @@ class Rebuild:
         keep_scratch: bool = False,
         scratch_dir: str | None = None,
         sandbox: bool = False,
+        offline: bool = False,
         overrides: Mapping[str, str] | None = None,
     ) -> None:
         self.state = state
+        self.offline = offline
         self.request = request
         self.cache_dir = cache_dir
         self.jobs = jobs
@@ -296,7 +298,7 @@ class Rebuild:
             self.store, Path(self.project.root),
             scratch_root=Path(self.scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}"),
             log_dir=Path(state) / "logs", mirrors=self.mirrors, keep_scratch=self.keep_scratch,
-            checks=self._checks(), sandbox=self.sandbox,
+            checks=self._checks(), sandbox=self.sandbox, offline=self.offline,
         )
         import attrs  # noqa: PLC0415
 
@@ -386,7 +388,7 @@ def from_cli(
         state, request, cache_dir=os.path.abspath(args.cache_dir) if args.cache_dir else None,
         jobs=args.jobs or os.cpu_count() or 1, keep_going=args.keep_going, mirrors=tuple(args.mirror),
         keep_scratch=args.keep_scratch, scratch_dir=os.path.abspath(args.scratch_dir) if args.scratch_dir else None,
-        sandbox=args.sandbox, overrides=overrides,
+        sandbox=args.sandbox, offline=args.offline, overrides=overrides,
     )
     if not rebuild.prepare():
         return None

@@ -50,7 +50,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TOP = {"project", "toolchain", "action", "package", "unikernel", "image"}
 _PROJECT = {"name", "default", "include"}
 _TOOLCHAIN = {"tools"}
-_ACTION = {"command", "outputs", "inputs", "deps", "env", "toolchain", "workdir", "foreach", "salt"}
+_ACTION = {"command", "outputs", "inputs", "deps", "env", "toolchain", "workdir", "foreach", "salt", "network", "rootfs"}
 _PACKAGE = {"version", "source", "depends", "toolchain", "steps", "env", "configure_answers", "stubs", "targets", "native"}
 _NATIVE = {"steps", "env", "toolchain"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -465,6 +465,17 @@ class _Loader:
         if workdir:
             workdir = self.relpath(workdir, path + ("workdir",)).rstrip("/")
         salt = self.string(table.get("salt", ""), path + ("salt",))
+        network = table.get("network", False)
+        if not isinstance(network, bool):
+            raise self.error(path + ("network",), f"expected a boolean, got {_kind(network)}",
+                             hint="network = true for a step that must fetch", reason="bad-value")
+        rootfs = self.dep(table["rootfs"], path + ("rootfs",)) if "rootfs" in table else None
+        if rootfs is not None and rootfs.dest:
+            raise self.error(path + ("rootfs", "at"), "a root file system is mounted at /",
+                             hint='rootfs = { action = "debian-root", path = "rootfs" }', reason="bad-value")
+        if rootfs is not None and "toolchain" in table:
+            raise self.error(path + ("toolchain",), "an action with a rootfs runs the root's own tools",
+                             hint="remove toolchain (or rootfs)", reason="bad-value")
         inputs = self.strings(table.get("inputs", []), path + ("inputs",))
         deps = table.get("deps", [])
         if not isinstance(deps, list):
@@ -507,6 +518,8 @@ class _Loader:
                     toolchain=toolchain,
                     workdir=workdir,
                     salt=salt,
+                    network=network,
+                    rootfs=rootfs,
                     origin=self.origin(path),
                 )
             )
@@ -527,19 +540,25 @@ class _Loader:
 
     def resolve_deps(self, action: Action, groups: Mapping[str, list[str]]) -> Action:
         """Expand a dependency on a foreach group to one input per member."""
-        inputs: list[Input] = []
-        for item in action.inputs:
-            if not isinstance(item, OutputInput):
-                inputs.append(item)
-                continue
-            members = groups.get(item.action) or ([item.action] if item.action in _all(groups) else None)
-            if members is None:
+        def members(item: OutputInput, field: str) -> list[str]:
+            found = groups.get(item.action) or ([item.action] if item.action in _all(groups) else None)
+            if found is None:
                 raise ConfigError(
-                    f"{action.origin}: {action.name}: deps: no action or package named '{item.action}'",
+                    f"{action.origin}: {action.name}: {field}: no action or package named '{item.action}'",
                     hint=_suggest(item.action, list(groups)),
                     reason="unknown-dependency",
                 )
-            inputs.extend(OutputInput(m, item.dest, item.path) for m in members)
+            return found
+
+        inputs: list[Input] = []
+        for item in action.inputs:
+            if isinstance(item, OutputInput):
+                inputs.extend(OutputInput(m, item.dest, item.path) for m in members(item, "deps"))
+            else:
+                inputs.append(item)
+        if action.rootfs is not None and members(action.rootfs, "rootfs") != [action.rootfs.action]:
+            raise ConfigError(f"{action.origin}: {action.name}: rootfs: '{action.rootfs.action}' is a foreach group",
+                              hint="name one action", reason="bad-value")
         return attrs.evolve(action, inputs=inputs)
 
     def env(self, value: object, path: tuple[str, ...], *, example: str = 'env = { CFLAGS = "-O2" }') -> dict[str, str]:

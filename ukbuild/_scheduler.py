@@ -205,6 +205,9 @@ class Scheduler:
         patches = [self._path_value(os.path.normpath(os.path.join(root, p))) for p in getattr(source, "patches", ())]
         override = self.overrides.get(item.name)
         if override is not None:
+            if os.path.isfile(override):  # an archive (a Debian orig tarball): its bytes, unpacked as pinned
+                return {"override": self._path_value(os.path.normpath(override)),
+                        "strip": getattr(source, "strip", 1), "patches": patches}
             self.tracked.add(override)
             self._reading.append(override)
             return {"override": "tree:" + str(self._tree(os.path.normpath(override))), "patches": patches}

@@ -62,7 +62,8 @@ class BuildOptions:
 
     ``out_dir`` defaults to ``<project>/out``; ``cache_dir`` to
     ``$UKBUILD_CACHE_DIR`` or the XDG cache dir.  ``overrides`` maps a
-    package name to a local source tree used instead of its pinned source.
+    package name to a local source tree, or a local archive unpacked like the
+    pinned one (same ``strip``), used instead of its pinned source.
     """
 
     out_dir: Path | None = None
@@ -84,6 +85,9 @@ class BuildOptions:
     #: Run actions on a REAPI execution service (``ukbuild.remote.RemoteConfig``), e.g.
     #: BuildGrid with :mod:`ukbuild.remote.worker` bots; outputs still land in the local store.
     remote_executor: RemoteConfig | None = None
+    #: Fetch nothing: pinned archives only from the cache or local mirrors, and steps marked
+    #: ``network`` only as cache hits (a clear error otherwise).
+    offline: bool = False
 
 
 @attrs.frozen
@@ -140,8 +144,10 @@ class _Session:
             if not any(isinstance(i, SourceInput) and i.name == name for a in project.actions.values() for i in a.inputs):
                 raise ConfigError(f"--override {name}: no package named '{name}'", hint="name a package of this project", reason="unknown-target")
         for name, path in options.overrides.items():
-            if not Path(path).is_dir():
-                raise ConfigError(f"--override {name}={path}: not a directory", hint="give the local source tree to build from", reason="bad-override")
+            if not (Path(path).is_dir() or Path(path).is_file()):
+                raise ConfigError(f"--override {name}={path}: no such directory or archive",
+                                  hint="give the local source tree, or a source archive (e.g. Debian's orig tarball)",
+                                  reason="bad-override")
         self.project = project
         self.options = options
         self.root = Path(project.root)
@@ -290,6 +296,7 @@ class Build:
             scratch_root=Path(options.scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}"),
             log_dir=session.state_dir / "logs", mirrors=options.mirrors, keep_scratch=options.keep_scratch,
             checks=session.checks(project.actions[n] for n in needed), sandbox=options.sandbox,
+            offline=options.offline,
         )
         if options.remote_executor is not None:
             from .remote.execute import RemoteExecutor  # noqa: PLC0415 - needs the remote extra

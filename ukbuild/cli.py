@@ -38,12 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-k", "--keep-going", action="store_true", help="go on with independent actions after a failure")
     b.add_argument("--json", action="store_true", help="write newline-delimited JSON events to stdout")
     b.add_argument("--no-cache", action="store_true", help="neither read nor write the artefact cache")
-    b.add_argument("--override", action="append", default=[], metavar="PKG=DIR", help="build PKG from a local tree")
+    b.add_argument("--override", action="append", default=[], metavar="PKG=PATH",
+                   help="build PKG from a local tree or archive instead of its pinned source")
     b.add_argument("--mirror", action="append", default=[], metavar="DIR|URL", help="look for archives here first")
     b.add_argument("--keep-scratch", action="store_true", help="keep each action's scratch dir")
     b.add_argument("--scratch-dir", help="where actions run (default: $TMPDIR/ukbuild-UID)")
     b.add_argument("--sandbox", action="store_true",
                    help="run actions under bubblewrap: no network, no writes outside their scratch dir")
+    b.add_argument("--offline", action="store_true",
+                   help="fetch nothing: archives only from the cache or local mirrors; steps marked "
+                   "network = true only as cache hits")
     b.add_argument("--depfile", metavar="FILE", help="write a Make depfile: the first output depends on every input read")
     b.add_argument("--remote-cache", metavar="URL", default=os.environ.get("UKBUILD_REMOTE_CACHE"),
                    help="shared cache: http(s)://… (bazel-remote protocol) or grpc(s)://… (REAPI); "
@@ -63,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     project_args(e)
     e.add_argument("target", metavar="TARGET")
     e.add_argument("--json", action="store_true")
-    e.add_argument("--override", action="append", default=[], metavar="PKG=DIR")
+    e.add_argument("--override", action="append", default=[], metavar="PKG=PATH")
 
     r = sub.add_parser("run", help="build a unikernel and boot it (QEMU); exits with the guest's status")
     project_args(r)
@@ -100,7 +104,7 @@ def _overrides(values: list[str]) -> dict[str, str]:
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
-            raise ConfigError(f"--override {value}: expected PKG=DIR", reason="bad-override")
+            raise ConfigError(f"--override {value}: expected PKG=PATH", reason="bad-override")
         result[name] = os.path.abspath(path)
     return result
 
@@ -128,7 +132,7 @@ def _build_args(argv: list[str]) -> argparse.Namespace | None:
         "command": "build", "debug": False, "directory": ".", "file": None, "out_dir": None, "cache_dir": None,
         "state_dir": None, "jobs": None, "keep_going": False, "json": False, "no_cache": False,
         "override": [], "mirror": [], "keep_scratch": False, "scratch_dir": None, "sandbox": False,
-        "depfile": None, "remote_cache": os.environ.get("UKBUILD_REMOTE_CACHE"), "remote_instance": None,
+        "offline": False, "depfile": None, "remote_cache": os.environ.get("UKBUILD_REMOTE_CACHE"), "remote_instance": None,
         "remote_push": False, "remote_timeout": None, "remote_executor": os.environ.get("UKBUILD_REMOTE_EXECUTOR"),
     }
     targets: list[str] = []
@@ -311,7 +315,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "remote": _remote(args, args.remote_cache, push=args.remote_push),
             "remote_executor": _remote(args, args.remote_executor, push=True),
             "scratch_dir": Path(args.scratch_dir).absolute() if args.scratch_dir else None,
-            "sandbox": args.sandbox,
+            "sandbox": args.sandbox, "offline": args.offline,
         }),
     )
     if args.command == "explain":

@@ -173,3 +173,37 @@ def test_offline_reads_only_the_store_and_local_mirrors(tmp_path: Path, server: 
     assert _sources.fetch_archive(source, store, [base, str(mirror)], offline=True).hash == sha
     (mirror / "pkg-1.0.tar.gz").unlink()
     assert _sources.fetch_archive(source, store, offline=True).hash == sha  # now from the store
+
+
+def test_archive_override_is_unpacked_like_the_pinned_source(tmp_path: Path) -> None:
+    """--override PKG=ARCHIVE (Debian's orig tarball): unpacked with the pinned source's strip,
+    keyed by the archive's bytes; another archive rebuilds."""
+    p = project(tmp_path, "http://127.0.0.1:9/pkg-1.0.tar.gz", hashlib.sha256(GOOD).hexdigest())
+    orig = tmp_path / "pkg_1.0.orig.tar.gz"
+
+    def build(text: bytes) -> None:
+        orig.write_bytes(make_tar({"pkg-1.0/hello.txt": text, "pkg-1.0/build.sh": b'cat hello.txt > "$DESTDIR/out.txt"\n'}))
+        result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "--override", f"pkg={orig}", "--json")
+        assert result.code == 0, result.err
+        assert result.executed() == ["pkg"]
+        assert (p / "out" / "pkg" / "pkg" / "out.txt").read_bytes() == text
+
+    build(b"from the orig tarball\n")
+    build(b"from the next upload\n")
+    missing = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "--override", f"pkg={tmp_path / 'nope.tar.gz'}")
+    assert missing.code == 2 and "no such directory or archive" in missing.err
+
+
+def test_offline_build_refuses_to_download(tmp_path: Path, server: tuple[str, Path]) -> None:
+    base, www = server
+    (www / "pkg-1.0.tar.gz").write_bytes(GOOD)
+    p = project(tmp_path, f"{base}/pkg-1.0.tar.gz", hashlib.sha256(GOOD).hexdigest())
+    refused = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "--offline")
+    assert refused.code == 1
+    assert "not in the cache, and the build is offline" in refused.err and "hint: build once" in refused.err
+    assert ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c").code == 0
+    (www / "pkg-1.0.tar.gz").unlink()
+    (p / "ukbuild.toml").write_text((p / "ukbuild.toml").read_text().replace("sh build.sh", "sh build.sh && true"))
+    again = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "--offline", "--json")
+    assert again.code == 0, again.err
+    assert again.executed() == ["pkg"]  # ran, from the archive in the store

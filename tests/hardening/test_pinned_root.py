@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
 import pytest
 
-from ukbuild import api
-from ukbuild.model import Action, OutputInput
+from tests.core.helpers import ukbuild
 
 pytestmark = pytest.mark.realtool("bwrap", "busybox")
 
@@ -26,43 +24,49 @@ for applet in $(busybox --list); do ln -s busybox rootfs/bin/$applet; done && ec
 outputs = ["rootfs/"]
 """
 
-#: What the pinned action reports: the root's own file, and that the host's are not there.
-INSIDE = ("cat /etc/release > report.txt; "
-          "if [ -e /usr/bin/python3 ]; then echo host-visible; else echo host-hidden; fi >> report.txt; "
-          "pwd >> report.txt; readlink /bin/sh >> report.txt")
+#: The pinned action: it reports the root's own file, and that the host's are not there.
+INSIDE = """
+[action.inside]
+command = ["sh", "-c", "cat /etc/release > report.txt; if [ -e /usr/bin/python3 ]; then echo host-visible; else echo host-hidden; fi >> report.txt; pwd >> report.txt; readlink /bin/sh >> report.txt"]
+outputs = ["report.txt"]
+rootfs = { action = "root", path = "rootfs" }
+"""
 
 
-def project(root: Path, release: str) -> api.Project:
+def project(root: Path, release: str, inside: str = INSIDE) -> Path:
     root.mkdir(exist_ok=True)
-    (root / "ukbuild.toml").write_text(MAKE_ROOT.format(release=release))
-    loaded = api.load_project(root)
-    inside = Action(name="inside", argv=["sh", "-c", INSIDE], outputs=["report.txt"],
-                    rootfs=OutputInput("root", path="rootfs"))
-    return attrs.evolve(loaded, actions={**loaded.actions, "inside": inside}, default_targets=["inside"])
+    (root / "ukbuild.toml").write_text(MAKE_ROOT.format(release=release) + inside)
+    return root
 
 
 def test_action_runs_in_its_pinned_root_keyed_by_its_content(tmp_path: Path) -> None:
-    options = api.BuildOptions(cache_dir=tmp_path / "cache")
-    first = api.Build(project(tmp_path / "p", "old-debian"), ["inside"], options).run()
-    assert first.ok, first.errors
+    cache = tmp_path / "cache"
+    first = ukbuild("build", "-C", project(tmp_path / "p", "old-debian"), "--cache-dir", cache, "--json", "inside")
+    assert first.code == 0, first.err
     report = (tmp_path / "p" / "out" / "report.txt").read_text().splitlines()
     assert report == ["old-debian", "host-hidden", "/ukbuild/work", "busybox"]
-
-    again = api.Build(project(tmp_path / "p", "old-debian"), ["inside"], options).run()
-    assert again.outcomes["inside"].status == "cached"
-    changed = api.Build(project(tmp_path / "p", "older-debian"), ["inside"], options).run()
-    assert changed.ok, changed.errors
-    assert changed.outcomes["inside"].status == "executed"
-    assert changed.outcomes["inside"].key != first.outcomes["inside"].key
+    again = ukbuild("build", "-C", tmp_path / "p", "--cache-dir", cache, "-o", tmp_path / "out2", "--json", "inside")
+    assert sorted(again.cached()) == ["inside", "root"]
+    changed = ukbuild("build", "-C", project(tmp_path / "p", "older-debian"), "--cache-dir", cache, "--json", "inside")
+    assert changed.code == 0, changed.err
+    assert sorted(changed.executed()) == ["inside", "root"]
     assert (tmp_path / "p" / "out" / "report.txt").read_text().startswith("older-debian\n")
-    assert not list((tmp_path / "scratch").glob("rootfs-*")) if (tmp_path / "scratch").exists() else True
 
 
 def test_a_tree_that_is_no_root_is_refused(tmp_path: Path) -> None:
-    loaded = project(tmp_path / "p", "x")
-    bad = attrs.evolve(loaded.actions["inside"], rootfs=OutputInput("root", path="rootfs/etc"))
-    broken = attrs.evolve(loaded, actions={**loaded.actions, "inside": bad})
-    result = api.Build(broken, ["inside"], api.BuildOptions(cache_dir=tmp_path / "cache")).run()
-    assert not result.ok
-    assert "does not look like a root file system" in result.errors[0].message
-    assert result.errors[0].reason == "bad-rootfs"
+    p = project(tmp_path / "p", "x", INSIDE.replace('path = "rootfs"', 'path = "rootfs/etc"'))
+    result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "cache", "inside")
+    assert result.code == 1
+    assert "inside: rootfs 'out:root:rootfs/etc' does not look like a root file system" in result.err
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ('rootfs = { action = "root", path = "rootfs", at = "r" }', "action.inside.rootfs.at: a root file system is mounted at /"),
+    ('rootfs = { action = "root", path = "rootfs" }\ntoolchain = "host"', "action.inside.toolchain: an action with a rootfs runs the root's own tools"),
+    ('rootfs = "nope"', "inside: rootfs: no action or package named 'nope'"),
+])
+def test_bad_rootfs_tables(tmp_path: Path, change: str, message: str) -> None:
+    p = project(tmp_path / "p", "x", INSIDE.replace('rootfs = { action = "root", path = "rootfs" }', change))
+    result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "cache", "inside")
+    assert result.code == 2, result.err
+    assert message in result.err

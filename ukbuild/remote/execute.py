@@ -122,6 +122,7 @@ class RemoteExecutor:
         action = staging.action
         if action.rootfs is not None:  # workers offer no pinned root file systems: it runs here
             return self.local.run(staging, cancel)
+        self.local.refuse_offline(action)
         self.local.scratch_root.mkdir(parents=True, exist_ok=True)
         self.local.log_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="r-", dir=self.local.scratch_root))
