@@ -264,6 +264,9 @@ class Scheduler:
         reruns: dict[str, int] = {}
         forced = set(force)
         running: dict[Future[tuple[ActionResult, float]], str] = {}
+        #: key → the action queued or running with it; others with that key wait for its result.
+        in_flight: dict[Digest, str] = {}
+        twins: dict[Digest, list[str]] = {}
         failed = False
         target_set = set(targets if exported is None else exported)
 
@@ -334,16 +337,29 @@ class Scheduler:
                 if hit is not None:
                     self.emit("action-cached", action=name, key=str(key), via=via)
                     finish(name, Outcome(name, "cached", key, hit))
+                    release_twins(key, hit)
                     return
             if document is not None:  # it runs: keep its document for explain
                 self.store.put_bytes(document)
+            if self.use_cache and name not in forced:
+                if key in in_flight:
+                    twins.setdefault(key, []).append(name)
+                    return
+                in_flight[key] = name
             toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
             dependencies = {d: results[d] for d in action.dependencies}
             rootfs = self._output_tree(action.rootfs, results[action.rootfs.action]) if action.rootfs else None
             to_run.append(Staging(action, key, toolchain, dependencies, self.digests.seen, self.overrides, rootfs))
 
+        def release_twins(key: Digest, result: ActionResult) -> None:
+            for twin in twins.pop(key, []):
+                self.emit("action-cached", action=twin, key=str(key), via="local")
+                finish(twin, Outcome(twin, "cached", key, result))
+
         def collect(future: Future[tuple[ActionResult, float]]) -> None:
             name = running.pop(future)
+            if in_flight.get(keys[name]) == name:
+                del in_flight[keys[name]]
             try:
                 result, seconds = future.result()
             except LostOutput as exc:
@@ -353,6 +369,8 @@ class Scheduler:
                 raise
             except UkbuildError as exc:
                 fail(name, exc)
+                for twin in twins.pop(keys[name], []):
+                    fail(twin, exc)
                 return
             if self.use_cache:
                 self.store.put_action_result(keys[name], result)
@@ -362,6 +380,7 @@ class Scheduler:
             outputs = {f.path: str(f.digest) for f in result.output_files}
             outputs.update({d.path + "/": "tree:" + str(d.root_digest) for d in result.output_directories})
             self.emit("action-finished", action=name, key=str(keys[name]), seconds=round(seconds, 6), outputs=outputs)
+            release_twins(keys[name], result)
 
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="ukbuild-action") as pool:
             try:
