@@ -26,7 +26,7 @@ from _common import UKBUILD, VENV_PYTHON, Row
 
 BASELINE = HERE / "baseline.json"
 TOLERANCE = 0.20
-NAMES = ("graph", "cold", "restore", "hash", "images", "remote")
+NAMES = ("graph", "cold", "restore", "hash", "images", "remote", "app")
 
 
 def table(rows: list[Row]) -> str:
@@ -90,6 +90,7 @@ def main() -> int:
         parser.error(f"{UKBUILD} not found: create the venv (or set UKBUILD_BENCH_UKBUILD)")
 
     # images runs ukbuild's writers in-process: import the benchmarks here, under the venv's interpreter.
+    import bench_app
     import bench_cold
     import bench_graph
     import bench_hash
@@ -104,6 +105,7 @@ def main() -> int:
         "hash": bench_hash.bench,
         "images": images.bench,
         "remote": bench_remote.bench,
+        "app": bench_app.bench,
     }
     baseline = load_baseline()
     start = time.monotonic()
