@@ -311,14 +311,18 @@ class Executor:
             found = self._roots.get(staging.rootfs_tree)
             if found is None:
                 found = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.scratch_root))
-                self._stage_outputs(item, staging.dependency_results[item.action], found, action)
-                if not (found / "bin").exists() and not (found / "usr").is_dir():
+                try:
+                    self._stage_outputs(item, staging.dependency_results[item.action], found, action)
+                    if not (found / "bin").exists() and not (found / "usr").is_dir():
+                        raise BuildError(
+                            f"{action.name}: rootfs '{item.label}' does not look like a root file system "
+                            "(no /bin, no /usr)",
+                            hint="name the output directory that holds the tree (e.g. path = \"rootfs\")",
+                            reason="bad-rootfs",
+                        )
+                except BaseException:
                     _remove_tree(found)
-                    raise BuildError(
-                        f"{action.name}: rootfs '{item.label}' does not look like a root file system (no /bin, no /usr)",
-                        hint="name the output directory that holds the tree (e.g. path = \"rootfs\")",
-                        reason="bad-rootfs",
-                    )
+                    raise
                 self._roots[staging.rootfs_tree] = found
             return found
 
