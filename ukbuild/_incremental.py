@@ -290,7 +290,7 @@ class Rebuild:
                 self.bus.emit("action-cached", action=name, key=data["keys"][name], via="journal")
         journal_path = os.path.join(state, "journal")
         journal = _journal.load(journal_path)  # type: ignore[arg-type]
-        digests = _journal.FileDigests(journal.get("digests", {}))
+        digests = _journal.FileDigests(journal.get("digests", {}), journal.get("trees", {}))
         history = _journal.KeyHistory(journal.get("history", {}))
         from pathlib import Path  # noqa: PLC0415
 
@@ -323,7 +323,8 @@ class Rebuild:
         finally:
             executor.close()
             _journal.save(Path(journal_path), {
-                "digests": digests.export(), "history": history.export(), "versions": journal.get("versions", {}),
+                "digests": digests.export(), "trees": digests.export_trees(), "history": history.export(),
+                "versions": journal.get("versions", {}),
             })
             self.store.close()
         mine = {n: o for n, o in outcomes.items() if n in self.cone}

@@ -1,4 +1,4 @@
-"""Local state that makes rebuilds fast: file digests by stat, and key history.
+"""Local state that makes rebuilds fast: file and directory digests by stat, and key history.
 
 Like Bazel's and ninja's logs, this is a cache of facts about *this*
 checkout; losing it only costs time.  It never enters a key.  Files are
@@ -7,6 +7,7 @@ checkout; losing it only costs time.  It never enters a key.  Files are
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import os
 import time
@@ -52,11 +53,24 @@ def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
-class FileDigests:
-    """Digest of a file by path, re-hashed only when its stat changed."""
+def listing_signature(listing: list[tuple[str, os.stat_result]]) -> str:
+    """What changes when anything in a directory listing (names, modes, stat keys) changes."""
+    h = hashlib.sha256()
+    for rel, st in listing:
+        h.update(f"{rel}\0{st.st_mode}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_size}\0{st.st_ino}\n".encode())
+    return h.hexdigest()
 
-    def __init__(self, known: dict[str, tuple[tuple[int, int, int, int], str, int]]) -> None:
+
+class FileDigests:
+    """Digest of a file by path, re-hashed only when its stat changed; and the Merkle root
+    of a directory by path, recomputed only when the stat of something in it changed."""
+
+    def __init__(
+        self, known: dict[str, tuple[tuple[int, int, int, int], str, int]],
+        trees: dict[str, tuple[str, str, int]] | None = None,
+    ) -> None:
         self._known = known
+        self._trees = trees if trees is not None else {}
         self.hashed = 0
         self.seen: dict[str, tuple[int, int, int, int]] = {}
         self._now = time.time()
@@ -77,6 +91,20 @@ class FileDigests:
 
     def export(self) -> dict[str, tuple[tuple[int, int, int, int], str, int]]:
         return self._known
+
+    def tree(self, path: str, signature: str) -> Digest | None:
+        """The root recorded for directory ``path`` when its listing had ``signature``."""
+        hit = self._trees.get(path)
+        return Digest(hit[1], hit[2]) if hit is not None and hit[0] == signature else None
+
+    def remember_tree(self, path: str, signature: str, digest: Digest, newest_mtime: float) -> None:
+        if self._now - newest_mtime > RACY_SECONDS:
+            self._trees[path] = (signature, digest.hash, digest.size)
+        else:
+            self._trees.pop(path, None)
+
+    def export_trees(self) -> dict[str, tuple[str, str, int]]:
+        return self._trees
 
 
 class KeyHistory:

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._executor import Executor, LostOutput, Staging, action_env, output_entries
-from ._journal import FileDigests, KeyHistory
+from ._journal import FileDigests, KeyHistory, listing_signature, stat_key
 from ._reapi import ActionResult, Digest
 from ._store import Store
-from ._trees import DirEntry, Entry, merkle, scan
+from ._trees import DirEntry, merkle, scan, walk
 from .errors import BuildError, Cancelled, UkbuildError
 from .keys import KeyValue, _encode, _reject_floats, key_document
 from .model import (
@@ -193,11 +193,21 @@ class Scheduler:
         return str(digest) + ("+x" if st.st_mode & 0o111 else "")
 
     def _tree(self, path: str) -> Digest:
-        entries: dict[str, Entry] = scan(Path(path), self.digests)
-        found = [os.path.join(path, rel) for rel in entries]
+        listing = list(walk(Path(path)))
+        found = [os.path.join(path, rel) for rel, _ in listing]
         self.tracked.update(found)
         self._reading.extend(found)
-        return merkle(entries)[0]
+        signature = listing_signature(listing)
+        known = self.digests.tree(path, signature)
+        if known is not None:  # nothing in it changed: no per-file lookups, no Merkle encoding
+            seen = self.digests.seen
+            for full, (_, st) in zip(found, listing, strict=True):
+                if stat_mod.S_ISREG(st.st_mode):
+                    seen[full] = stat_key(st)
+            return known
+        root = merkle(scan(Path(path), self.digests, listing))[0]
+        self.digests.remember_tree(path, signature, root, max((st.st_mtime for _, st in listing), default=0.0))
+        return root
 
     def _source_value(self, item: SourceInput) -> KeyValue:
         source = item.source

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -118,11 +118,13 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
 
 
 def scan(
-    root: Path, file_digest: Callable[[str, os.stat_result], Digest]
+    root: Path, file_digest: Callable[[str, os.stat_result], Digest],
+    listing: Iterable[tuple[str, os.stat_result]] | None = None,
 ) -> dict[str, Entry]:
-    """Describe the tree below ``root`` as flat entries; special files are an error."""
+    """Describe the tree below ``root`` (its ``walk``, unless given) as flat entries;
+    special files are an error."""
     entries: dict[str, Entry] = {}
-    for rel, st in walk(root):
+    for rel, st in walk(root) if listing is None else listing:
         mode = st.st_mode
         if stat_mod.S_ISREG(mode):
             entries[rel] = FileEntry(file_digest(os.path.join(root, rel), st), bool(mode & 0o111))

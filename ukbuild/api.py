@@ -155,7 +155,7 @@ class _Session:
         self.state_dir = Path(_noop.state_dir(str(self.out_dir), str(options.state_dir) if options.state_dir else None))
         self.journal_path = self.state_dir / "journal"
         self.journal = _journal.load(self.journal_path)
-        self.digests = _journal.FileDigests(self.journal.get("digests", {}))
+        self.digests = _journal.FileDigests(self.journal.get("digests", {}), self.journal.get("trees", {}))
         self.history = _journal.KeyHistory(self.journal.get("history", {}))
         self.versions: dict[str, tuple[tuple[int, int], str]] = self.journal.get("versions", {})
         self._backends = backends
@@ -230,7 +230,8 @@ class _Session:
 
     def save(self) -> None:
         _journal.save(self.journal_path, {
-            "digests": self.digests.export(), "history": self.history.export(), "versions": self.versions,
+            "digests": self.digests.export(), "trees": self.digests.export_trees(), "history": self.history.export(),
+            "versions": self.versions,
         })
 
 

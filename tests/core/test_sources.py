@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,3 +209,35 @@ def test_offline_build_refuses_to_download(tmp_path: Path, server: tuple[str, Pa
     again = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "--offline", "--json")
     assert again.code == 0, again.err
     assert again.executed() == ["pkg"]  # ran, from the archive in the store
+
+
+def test_override_tree_digest_is_reused_until_something_in_it_changes(tmp_path: Path) -> None:
+    """A warm build does not re-describe an unchanged override tree (its root is remembered by the
+    stat of everything in it), yet any change in it — content, a replaced file, a new file — rebuilds."""
+    p = project(tmp_path, "http://127.0.0.1:9/pkg-1.0.tar.gz", hashlib.sha256(GOOD).hexdigest())
+    tree = tmp_path / "dev-tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "build.sh").write_text('cat hello.txt sub/*.txt > "$DESTDIR/out.txt"\n')
+    (tree / "hello.txt").write_text("one\n")
+    (tree / "sub" / "a.txt").write_text("a\n")
+
+    def age() -> None:  # older than the racy window, so the tree's digest is remembered
+        for path in [tree, *tree.rglob("*")]:
+            os.utime(path, (time.time() - 100, time.time() - 100))
+
+    def build() -> tuple[list[str], str]:
+        age()
+        result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "--override", f"pkg={tree}", "--json")
+        assert result.code == 0, result.err
+        return result.executed(), (p / "out" / "pkg" / "pkg" / "out.txt").read_text()
+
+    assert build() == (["pkg"], "one\na\n")
+    assert build() == ([], "one\na\n")
+    (tree / "hello.txt").write_text("two\n")  # same size, new content
+    assert build() == (["pkg"], "two\na\n")
+    (tree / "sub" / "b.txt").write_text("b\n")
+    assert build() == (["pkg"], "two\na\nb\n")
+    (tree / "sub" / "a.txt").unlink()
+    (tree / "sub" / "a.txt").write_text("A\n")
+    assert build() == (["pkg"], "two\nA\nb\n")
+    assert build() == ([], "two\nA\nb\n")
