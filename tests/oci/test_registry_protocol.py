@@ -33,6 +33,7 @@ class Fake:
     manifests: dict[str, bytes] = attrs.field(factory=dict)
     referrers_api: bool = False
     lie_about_digest: bool = False
+    huge_answers: bool = False
 
 
 def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
@@ -94,6 +95,8 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
                     headers["OCI-Subject"] = json.loads(body)["subject"]["digest"]
                 return self._reply(201, headers)
             if "manifests" in parts and self.command == "GET":
+                if fake.huge_answers:  # an index far beyond any real one (a hostile registry)
+                    return self._reply(200, body=b'{"manifests": [' + b" " * (5 << 20) + b"]}")
                 if parts[-1] in fake.manifests:
                     return self._reply(200, body=fake.manifests[parts[-1]])
                 return self._reply(
@@ -180,3 +183,14 @@ def test_referrers_api_needs_no_fallback_tag(fake: Fake) -> None:
     report = _client(fake).push("team/app", "v1", image, referrers=[record])
     assert report.referrers_fallback_tags == ()
     assert set(fake.manifests) == {"v1", record.digest}
+
+
+def test_huge_answer_is_refused(fake: Fake) -> None:
+    """A registry answering with more than a manifest may hold (here: the referrers index it
+    is asked for) is an error; the body is not read into memory."""
+    fake.huge_answers = True
+    image = _image()
+    record = artifact_manifest(image, BUILD_RECORD_TYPE, [Blob(BUILD_RECORD_TYPE, canonical_json({}))])
+    with pytest.raises(EmitError) as err:
+        _client(fake).push("team/app", "v1", image, referrers=[record])
+    assert err.value.reason == "registry-response-too-large" and "more than 4 MiB" in err.value.message

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 _REPOSITORY_RE = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\Z"
 )
+#: The most any registry response may hold: 4 MiB, the manifest size the distribution
+#: spec asks registries to accept (responses here are manifests, indexes, tokens, errors).
+MAX_RESPONSE = 4 << 20
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 _HOST_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?\Z")
 _CHALLENGE_PARAM_RE = re.compile(r'([A-Za-z_]+)="([^"]*)"')
@@ -436,10 +439,10 @@ class RegistryClient:
     def _send(self, request: urllib.request.Request) -> _Response:
         try:
             with self._opener.open(request, timeout=self.timeout) as answer:
-                return _Response(answer.status, answer.headers, answer.read())
+                return _Response(answer.status, answer.headers, self._body(answer))
         except urllib.error.HTTPError as answer:
             with answer:
-                return _Response(answer.code, answer.headers, answer.read())
+                return _Response(answer.code, answer.headers, self._body(answer))
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, ssl.SSLCertVerificationError):
@@ -460,6 +463,17 @@ class RegistryClient:
                 reason="registry-unreachable",
                 temporary=True,
             ) from exc
+
+    def _body(self, answer: Any) -> bytes:
+        """The response body; more than a manifest may hold is refused, not read into memory."""
+        body = answer.read(MAX_RESPONSE + 1)
+        if len(body) > MAX_RESPONSE:
+            raise EmitError(
+                f"registry {self.host} answered with more than {MAX_RESPONSE >> 20} MiB",
+                hint="manifests, indexes and tokens are far smaller: check the registry address",
+                reason="registry-response-too-large",
+            )
+        return body
 
     def _location(self, response: _Response) -> str:
         location = response.headers.get("Location")
