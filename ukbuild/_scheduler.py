@@ -111,7 +111,7 @@ class Scheduler:
         self._platform_key = project.platform.to_key()
         #: Merkle roots of dependencies' outputs, by (id of the result, sub-path): results
         #: stay referenced for the whole build, so their ids are stable.
-        self._trees: dict[tuple[int, str], Digest] = {}
+        self._trees: dict[tuple[int, str], tuple[ActionResult, Digest]] = {}
         #: Key documents not yet stored (stored on a miss, or when an action's key changes).
         self._pending: dict[str, bytes] = {}
 
@@ -168,9 +168,9 @@ class Scheduler:
     def _output_tree(self, item: OutputInput, result: ActionResult) -> Digest:
         """The Merkle root of a dependency's outputs (or of one output directory)."""
         memo = (id(result), item.path)
-        found = self._trees.get(memo)
-        if found is not None:
-            return found
+        hit = self._trees.get(memo)
+        if hit is not None and hit[0] is result:  # (the result is kept, so its id is not reused)
+            return hit[1]
         entries = output_entries(result, self.store)
         if entries is None:
             raise LostOutput(item.action)
@@ -180,7 +180,8 @@ class Scheduler:
         elif item.path:
             prefix = item.path + "/"
             entries = {k[len(prefix) :]: v for k, v in entries.items() if k.startswith(prefix)}
-        found = self._trees[memo] = merkle(entries)[0]
+        found = merkle(entries)[0]
+        self._trees[memo] = (result, found)
         return found
 
     def _path_value(self, path: str) -> str:
