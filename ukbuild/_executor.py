@@ -68,6 +68,11 @@ class Staging:
     rootfs_tree: Digest | None = None
 
 
+def scratch_root(scratch_dir: str | os.PathLike[str] | None) -> Path:
+    """Where actions run: ``scratch_dir``, else ``$TMPDIR/ukbuild-UID``."""
+    return Path(scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}")
+
+
 def action_env(action: Action) -> dict[str, str]:
     """The environment as it enters the key (``${UKBUILD_WORK}`` not yet expanded)."""
     return {**FIXED_ENV, **dict(action.env)}

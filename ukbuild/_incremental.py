@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
     from ._reapi import ActionResult, Digest
     from ._scheduler import Outcome, Scheduler
-    from ._store import Store
     from .model import Action, Project, Toolchain
 
 FILE = "incremental"
@@ -265,7 +264,7 @@ class Rebuild:
         (nothing is recorded then, so the full path runs next).
         """
         from . import _journal  # noqa: PLC0415
-        from ._executor import Executor, LostOutput  # noqa: PLC0415
+        from ._executor import Executor, LostOutput, scratch_root  # noqa: PLC0415
         from ._materialize import materialize  # noqa: PLC0415
         from ._scheduler import Scheduler  # noqa: PLC0415
 
@@ -296,7 +295,7 @@ class Rebuild:
 
         executor = Executor(
             self.store, Path(self.project.root),
-            scratch_root=Path(self.scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}"),
+            scratch_root=scratch_root(self.scratch_dir),
             log_dir=Path(state) / "logs", mirrors=self.mirrors, keep_scratch=self.keep_scratch,
             checks=self._checks(), sandbox=self.sandbox, offline=self.offline,
         )

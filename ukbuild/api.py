@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from . import _incremental, _journal, _noop
-from ._executor import Executor, LostOutput
+from ._executor import Executor, LostOutput, scratch_root
 from ._graph import closure, order
 from ._materialize import materialize
 from ._project import load_project
@@ -294,7 +294,7 @@ class Build:
                 )
         executor: Executor | RemoteExecutor = Executor(
             session.store, session.root,
-            scratch_root=Path(options.scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}"),
+            scratch_root=scratch_root(options.scratch_dir),
             log_dir=session.state_dir / "logs", mirrors=options.mirrors, keep_scratch=options.keep_scratch,
             checks=session.checks(project.actions[n] for n in needed), sandbox=options.sandbox,
             offline=options.offline,
