@@ -25,16 +25,17 @@ outputs = ["used.txt"]
 """
 
 
+def build(root: Path, project: str, *targets: str) -> api.BuildResult:
+    """Write ``project`` as ``root``'s project file and build ``targets`` (cache beside ``root``)."""
+    root.mkdir(exist_ok=True)
+    (root / "ukbuild.toml").write_text(project)
+    options = api.BuildOptions(cache_dir=root.parent / "cache")
+    return api.Build(api.load_project(root), list(targets), options).run()
+
+
 def test_changed_file_changes_the_dependant_key(tmp_path: Path) -> None:
     root = tmp_path / "p"
-    root.mkdir()
-
-    def build(text: str) -> api.BuildResult:
-        (root / "ukbuild.toml").write_text(PROJECT.format(text=text))
-        options = api.BuildOptions(cache_dir=tmp_path / "cache")
-        return api.Build(api.load_project(root), ["use"], options).run()
-
-    first, second = build("a"), build("b")
+    first, second = (build(root, PROJECT.format(text=t), "use") for t in "ab")
     assert first.ok and second.ok, second.errors
     assert first.outcomes["use"].key != second.outcomes["use"].key
     assert second.outcomes["use"].status == "executed"
@@ -73,24 +74,17 @@ outputs = ["never.txt"]
 def test_file_or_subdirectory_inside_an_output_directory(tmp_path: Path) -> None:
     """A dependency on a path inside another action's output directory stages just that path."""
     root = tmp_path / "p"
-    root.mkdir()
-
-    def build(text: str, *targets: str) -> api.BuildResult:
-        (root / "ukbuild.toml").write_text(DIRECTORY_PROJECT.format(text=text))
-        options = api.BuildOptions(cache_dir=tmp_path / "cache")
-        return api.Build(api.load_project(root), list(targets) or ["use-file", "use-subdir"], options).run()
-
-    first = build("a")
+    first = build(root, DIRECTORY_PROJECT.format(text="a"), "use-file", "use-subdir")
     assert first.ok, first.errors
     assert (root / "out" / "used.txt").read_text() == "a\n"
     assert (root / "out" / "listing.txt").read_text() == "in:\nc.txt\nc\n"
-    second = build("z")
+    second = build(root, DIRECTORY_PROJECT.format(text="z"), "use-file", "use-subdir")
     assert second.ok, second.errors
     assert (root / "out" / "used.txt").read_text() == "z\n"
     assert second.outcomes["use-file"].status == "executed"
     assert second.outcomes["use-subdir"].status != "executed"  # d/sub did not change: early cutoff
 
-    missing = build("z", "use-missing")
+    missing = build(root, DIRECTORY_PROJECT.format(text="z"), "use-missing")
     assert not missing.ok
     assert "use-missing: depends on 'd/missing.txt' of action 'make', which produced no such output" in str(
         missing.errors)
@@ -100,14 +94,7 @@ def test_changed_file_in_a_depended_on_directory_rebuilds(tmp_path: Path) -> Non
     """``path`` naming an output directory (how an install tree reaches a sysroot) is keyed by the
     directory's content, not as an empty directory."""
     root = tmp_path / "p"
-    root.mkdir()
-
-    def build(text: str) -> api.BuildResult:
-        (root / "ukbuild.toml").write_text(DIRECTORY_PROJECT.format(text=text).replace("d/sub", "d"))
-        options = api.BuildOptions(cache_dir=tmp_path / "cache")
-        return api.Build(api.load_project(root), ["use-subdir"], options).run()
-
-    first, second = build("a"), build("b")
+    first, second = (build(root, DIRECTORY_PROJECT.format(text=t).replace("d/sub", "d"), "use-subdir") for t in "ab")
     assert first.ok and second.ok, second.errors
     assert first.outcomes["use-subdir"].key != second.outcomes["use-subdir"].key
     assert second.outcomes["use-subdir"].status == "executed"
