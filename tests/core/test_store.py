@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ukbuild import _store
 from ukbuild._reapi import ActionResult, Digest, OutputFile
 from ukbuild._store import COMPRESS_MIN, Store, parse_size
 
@@ -89,6 +90,91 @@ class TestExport:
         assert not store.export(digest, tmp_path / "out")
         assert not (tmp_path / "out").exists()
         assert not path.exists()
+
+
+class TestFrameChecksum:
+    """Compressed blobs are verified by zstd's frame checksum when it is all there, and by
+    SHA-256 otherwise: no damage anywhere in the file is ever served."""
+
+    DATA = b"".join(b"line %d of a compressible output\n" % i for i in range(4000))
+
+    @pytest.fixture
+    def blob(self, store: Store) -> tuple[Digest, bytes]:
+        digest = store.put_bytes(self.DATA)
+        return digest, store.blob_path(digest).read_bytes()
+
+    def _served(self, store: Store, digest: Digest, raw: bytes, tmp_path: Path) -> bytes | None:
+        store.blob_path(digest).parent.mkdir(parents=True, exist_ok=True)
+        store.blob_path(digest).write_bytes(raw)
+        out = tmp_path / "out"
+        ok = store.export(digest, out)
+        assert ok == out.exists()
+        served = out.read_bytes() if ok else None
+        out.unlink(missing_ok=True)
+        return served
+
+    def test_a_whole_frame_is_not_hashed_again(
+        self, store: Store, blob: tuple[Digest, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        digest, _ = blob
+        monkeypatch.setattr(_store.hashlib, "sha256", _no_hashing)
+        assert store.export(digest, tmp_path / "out")
+        assert (tmp_path / "out").read_bytes() == self.DATA
+
+    def test_every_flipped_byte_is_caught_or_harmless(
+        self, store: Store, blob: tuple[Digest, bytes], tmp_path: Path
+    ) -> None:
+        digest, raw = blob
+        positions = [*range(24), *range(24, len(raw) - 24, 97), *range(len(raw) - 24, len(raw))]
+        caught = 0
+        for at in positions:
+            damaged = bytearray(raw)
+            damaged[at] ^= 0x01
+            served = self._served(store, digest, bytes(damaged), tmp_path)
+            assert served in (None, self.DATA), f"byte {at} of {len(raw)}: damaged content served"
+            caught += served is None
+        assert caught > len(positions) // 2
+
+    @pytest.mark.parametrize("cut", [1, 4, 12, 13, 15, 16, 17, 100])
+    def test_a_cut_file_falls_back_to_hashing(
+        self, store: Store, blob: tuple[Digest, bytes], tmp_path: Path, cut: int
+    ) -> None:
+        """Cut inside the trailer or the checksum, the content is still whole: SHA-256 proves it
+        (and verify names the damage).  With a flipped content byte as well it is refused."""
+        digest, raw = blob
+        assert self._served(store, digest, raw[:-cut], tmp_path) in (None, self.DATA)
+        if store.blob_path(digest).exists():
+            assert [p.kind for p in store.verify()] == ["corrupt-blob"]
+        damaged = bytearray(raw[:-cut])
+        damaged[len(damaged) // 2] ^= 0x01
+        assert self._served(store, digest, bytes(damaged), tmp_path) is None
+
+    def test_a_cleared_checksum_flag_falls_back_to_hashing(self, store: Store, tmp_path: Path) -> None:
+        """Without the flag zstd skips the checksum: a content byte flipped as well (in a
+        stored block of random bytes, so the frame still decodes) is refused."""
+        data = os.urandom(COMPRESS_MIN * 2)
+        digest = store.put_bytes(data)
+        raw = store.blob_path(digest).read_bytes()
+        damaged = bytearray(raw)
+        assert damaged[4] & 0x04, "the frame header descriptor has no checksum flag"
+        damaged[4] &= ~0x04
+        damaged[len(damaged) // 2] ^= 0x01
+        assert self._served(store, digest, bytes(damaged), tmp_path) is None
+
+    def test_blob_of_an_older_store_is_hashed(self, store: Store, tmp_path: Path) -> None:
+        """Frames written without checksum and trailer are still served, verified by SHA-256."""
+        import zstandard  # noqa: PLC0415
+
+        digest = Digest.of(self.DATA)
+        old = zstandard.ZstdCompressor(level=2).compress(self.DATA)
+        assert self._served(store, digest, old, tmp_path) == self.DATA
+        damaged = bytearray(old)
+        damaged[len(old) // 2] ^= 0x01
+        assert self._served(store, digest, bytes(damaged), tmp_path) is None
+
+
+def _no_hashing() -> None:
+    raise AssertionError("a checksummed frame was hashed with SHA-256")
 
 
 class TestActionCache:
