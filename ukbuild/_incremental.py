@@ -306,17 +306,17 @@ class Rebuild:
             project, self.store, executor, self.toolchains, digests, history, self.bus.emit,
             jobs=self.jobs, keep_going=self.keep_going, cancel=self.cancel_event, overrides=self.overrides,
         )
-        written: dict[str, dict[str, str]] = {}
         try:
             outcomes = scheduler.run(sorted(self.cone), known=self.known,
                                      exported=frozenset(self.writing))
+            ready = []
             for name in self.writing:
                 outcome = outcomes.get(name)
                 result = outcome.result if outcome is not None else self.known[name][1]
-                if result is None:
-                    continue
-                files = materialize(name, result, self.store, Path(out_dir), digests, jobs=self.jobs)
-                written[name] = {rel: str(d) for rel, d in files.items()}
+                if result is not None:
+                    ready.append((name, result))
+            files = materialize(ready, self.store, Path(out_dir), digests, jobs=self.jobs)
+            written = {name: {rel: str(d) for rel, d in placed.items()} for name, placed in files.items()}
         except LostOutput as exc:
             raise Fallback(exc.producer) from exc
         finally:

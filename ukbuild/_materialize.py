@@ -1,4 +1,4 @@
-"""Writing a target's outputs into the user's output directory.
+"""Writing the targets' outputs into the user's output directory.
 
 Files are replaced only when their content differs (so Make and Ninja see no
 change when nothing changed), each by write-to-temp and rename, so a reader
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,17 +24,44 @@ from .errors import BuildError
 
 
 def materialize(
-    name: str, result: ActionResult, store: Store, out_dir: Path, digests: FileDigests, *, jobs: int = 1
-) -> dict[str, Digest]:
-    """Place the outputs of action ``name`` under ``out_dir``.
+    results: Sequence[tuple[str, ActionResult]], store: Store, out_dir: Path, digests: FileDigests, *, jobs: int = 1
+) -> dict[str, dict[str, Digest]]:
+    """Place the outputs of each named action under ``out_dir``, in order: where two
+    write the same path, the later one's stays.
 
-    Returns each file written or kept (relative path → digest).  Raises
-    :class:`LostOutput` when a stored blob is gone or corrupt.
+    The files of all the actions are placed together (the large blobs of one action
+    decompress while the small files of another are written); an action whose outputs
+    overlap an earlier one's waits until those are placed.  Returns each action's files
+    written or kept (relative path → digest).  Raises :class:`LostOutput` naming an action
+    whose stored blob is gone or corrupt.
     """
+    root = str(out_dir)
+    placed: dict[str, dict[str, Digest]] = {}
+    pending: list[tuple[str, str, FileEntry]] = []
+    claimed: list[str] = []
+    for name, result in results:
+        tops = [o.path for o in (*result.output_files, *result.output_directories, *result.output_symlinks)]
+        if any(_overlap(top, other) for top in tops for other in claimed):
+            _place(pending, root, store, digests, jobs)
+            pending, claimed = [], []
+        files = _prepare(name, result, store, root)
+        pending += [(name, rel, entry) for rel, entry in files.items()]
+        claimed += tops
+        placed[name] = {rel: entry.digest for rel, entry in files.items()}
+    _place(pending, root, store, digests, jobs)
+    return placed
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _prepare(name: str, result: ActionResult, store: Store, root: str) -> dict[str, FileEntry]:
+    """Prune stale files from the action's output directories, make its directories and
+    symlinks; returns the files still to place."""
     entries = output_entries(result, store)
     if entries is None:
         raise LostOutput(name)
-    root = str(out_dir)
     for d in result.output_directories:
         _prune(os.path.join(root, d.path), {p[len(d.path) + 1 :] for p in entries if p.startswith(d.path + "/")})
     files: dict[str, FileEntry] = {}
@@ -50,16 +78,23 @@ def materialize(
         else:
             _make_dir(os.path.dirname(target), made)
             files[rel] = entry
+    return files
+
+
+def _place(files: list[tuple[str, str, FileEntry]], root: str, store: Store, digests: FileDigests, jobs: int) -> None:
+    """Write the files: (action name, relative path, entry)."""
+    final = {rel: (name, entry) for name, rel, entry in files}
 
     def place(rel: str) -> None:
-        _place_file(name, files[rel], os.path.join(root, rel), store, digests)
+        name, entry = final[rel]
+        _place_file(name, entry, os.path.join(root, rel), store, digests)
 
-    # Large (compressed) blobs on worker threads, largest first: decompressing, hashing and
-    # writing a MiB at a time release the GIL for long stretches.  Small files on this
-    # thread: for them the GIL would change hands at every system call (futex storms).
-    large = sorted((rel for rel in files if files[rel].digest.size >= COMPRESS_MIN),
-                   key=lambda rel: -files[rel].digest.size)
-    small = [rel for rel in files if files[rel].digest.size < COMPRESS_MIN]
+    # Large (compressed) blobs on worker threads, largest first: decompressing and writing
+    # a MiB at a time release the GIL for long stretches.  Small files on this thread: for
+    # them the GIL would change hands at every system call (futex storms).
+    large = sorted((rel for rel, (_, e) in final.items() if e.digest.size >= COMPRESS_MIN),
+                   key=lambda rel: -final[rel][1].digest.size)
+    small = [rel for rel, (_, e) in final.items() if e.digest.size < COMPRESS_MIN]
     if jobs > 1 and large:
         with ThreadPoolExecutor(max_workers=min(jobs, len(large))) as pool:
             pending = [pool.submit(place, rel) for rel in large]
@@ -70,7 +105,6 @@ def materialize(
     else:
         for rel in (*large, *small):
             place(rel)
-    return {rel: entry.digest for rel, entry in files.items()}
 
 
 def _make_dir(path: str, made: set[str]) -> None:

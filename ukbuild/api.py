@@ -341,23 +341,22 @@ class Build:
         self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session
     ) -> dict[str, dict[str, str]]:
         """Each target's files written or kept: target → relative path → digest."""
-        written: dict[str, dict[str, str]] = {}
-        jobs = self.options.jobs
-        for name in self.targets:
-            outcome = outcomes.get(name)
-            if outcome is None or outcome.result is None:
-                continue
+        rebuilt: set[str] = set()
+        while True:
+            ready = [(n, outcomes[n].result) for n in self.targets if n in outcomes and outcomes[n].result is not None]
             try:
-                files = materialize(name, outcome.result, session.store, session.out_dir, session.digests, jobs=jobs)
-            except LostOutput:
-                # The stored bytes were corrupt (and are now removed): build it again.
-                outcomes.update(scheduler.run([name], force=frozenset({name})))
-                outcome = outcomes[name]
-                if outcome.result is None:
-                    continue
-                files = materialize(name, outcome.result, session.store, session.out_dir, session.digests, jobs=jobs)
-            written[name] = {rel: str(digest) for rel, digest in files.items()}
-        return written
+                files = materialize(ready, session.store, session.out_dir, session.digests,  # type: ignore[arg-type]
+                                    jobs=self.options.jobs)
+            except LostOutput as exc:
+                # The stored bytes were corrupt (and are now removed): build it again, then
+                # place everything once more (what is in place already is kept).
+                if exc.producer in rebuilt:
+                    raise BuildError(f"{exc.producer}: its stored outputs keep disappearing",
+                                     reason="store-unstable") from exc
+                rebuilt.add(exc.producer)
+                outcomes.update(scheduler.run([exc.producer], force=frozenset({exc.producer})))
+                continue
+            return {name: {rel: str(digest) for rel, digest in placed.items()} for name, placed in files.items()}
 
 
 def build(project: Project | str | os.PathLike[str], targets: Iterable[str] = (), **options: object) -> BuildResult:

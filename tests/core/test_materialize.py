@@ -1,0 +1,64 @@
+"""Placing the outputs of several targets at once, in their order where they overlap."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.core.helpers import ukbuild
+
+PROJECT = """\
+[project]
+name = "placing"
+
+[action.a]
+command = ["sh", "-c", "printf a > same.txt && mkdir -p d && printf a > d/kept"]
+outputs = ["same.txt", "d/"]
+
+[action.b]
+command = ["sh", "-c", "printf b > same.txt && mkdir -p d && printf b > d/extra"]
+outputs = ["same.txt", "d/extra"]
+"""
+
+
+@pytest.mark.parametrize(("order", "same", "listing"), [
+    (["a", "b"], "b", ["extra", "kept"]),  # b adds d/extra beside a's directory
+    (["b", "a"], "a", ["kept"]),  # a's directory output replaces d/ whole, d/extra with it
+])
+def test_overlapping_targets_are_placed_in_order(tmp_path: Path, order: list[str], same: str,
+                                                 listing: list[str]) -> None:
+    (tmp_path / "ukbuild.toml").write_text(PROJECT)
+    args = ("build", "-C", tmp_path, "--cache-dir", tmp_path / "cache", "-j", "2", *order)
+    for run in ("built", "restored"):
+        assert ukbuild(*args).code == 0, run
+        assert (tmp_path / "out" / "same.txt").read_text() == same, run
+        assert sorted(p.name for p in (tmp_path / "out" / "d").iterdir()) == listing, run
+        for path in (tmp_path / "out").rglob("*"):
+            assert not path.name.endswith(".ukbuild-tmp"), path
+        (tmp_path / "out" / "same.txt").unlink()
+
+
+def test_many_targets_restore_exactly(tmp_path: Path) -> None:
+    """Large and small files of six targets, placed on one pool: every byte where it belongs."""
+    lines = ['[project]\nname = "many"\n']
+    for t in range(6):
+        lines.append(
+            f'[action.t{t}]\ncommand = ["sh", "-c", "mkdir -p o{t} && '
+            f"for i in 1 2 3 4 5 6 7 8; do head -c $((i * 30000 + {t})) /dev/urandom > o{t}/f$i; done\"]\n"
+            f'outputs = ["o{t}/"]\n'
+        )
+    (tmp_path / "ukbuild.toml").write_text("\n".join(lines))
+    args = ("build", "-C", tmp_path, "--cache-dir", tmp_path / "cache", "-j", "2")
+    assert ukbuild(*args).code == 0
+    built = {p.relative_to(tmp_path / "out"): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in (tmp_path / "out").rglob("f*")}
+    assert len(built) == 48
+    for path in (tmp_path / "out").glob("o*"):
+        for f in path.iterdir():
+            f.unlink()
+    result = ukbuild(*args, "--json")
+    assert result.code == 0 and result.executed() == []
+    assert {p.relative_to(tmp_path / "out"): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in (tmp_path / "out").rglob("f*")} == built
