@@ -62,3 +62,15 @@ def test_many_targets_restore_exactly(tmp_path: Path) -> None:
     assert result.code == 0 and result.executed() == []
     assert {p.relative_to(tmp_path / "out"): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in (tmp_path / "out").rglob("f*")} == built
+
+
+def test_outputs_lost_again_after_the_rebuild_are_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that loses every blob it is asked to export: one rebuild, then a clear error."""
+    from ukbuild._store import Store  # noqa: PLC0415
+
+    (tmp_path / "ukbuild.toml").write_text(PROJECT)
+    monkeypatch.setattr(Store, "export", lambda *_args, **_kw: False)
+    result = ukbuild("build", "-C", tmp_path, "--cache-dir", tmp_path / "cache", "a")
+    assert result.code != 0
+    assert "a: its stored outputs keep disappearing" in result.err
+    assert "Traceback" not in result.err
