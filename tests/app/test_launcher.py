@@ -58,11 +58,11 @@ def layer_files(layout: Path, descriptor: dict) -> dict[str, tarfile.TarInfo]:
         return {m.name: m for m in tar.getmembers()}
 
 
-def test_two_layers_shared_base_and_static_config(demo: AppDir) -> None:
+def test_three_layers_shared_base_unikernel_and_static_config(demo: AppDir) -> None:
     result = demo.build()
     web_manifest, web_config = manifest_of(result.launchers["web"])
     php_manifest, _ = manifest_of(result.launchers["php"])
-    assert len(web_manifest["layers"]) == 2
+    assert len(web_manifest["layers"]) == 3
     assert web_manifest["layers"][0] == php_manifest["layers"][0]  # one base layer for every service
     assert web_config["config"]["Entrypoint"] == ["/ukbuild/launch"]
     assert web_config["config"]["Labels"]["dev.ukbuild.service"] == "web"
@@ -70,16 +70,18 @@ def test_two_layers_shared_base_and_static_config(demo: AppDir) -> None:
     assert {"usr/bin/qemu-system-x86_64", "usr/bin/busybox", "usr/share/seabios/bios-256k.bin",
             "usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"} <= set(base)
     assert base["lib64"].issym() and base["usr/bin/sh"].linkname == "busybox"
-    app = layer_files(result.launchers["web"], web_manifest["layers"][1])
-    assert {"ukbuild/kernel", "ukbuild/launch", "ukbuild/service.env",
-            "ukbuild/volumes/www/image/www.ext2"} <= set(app)
+    unikernel = layer_files(result.launchers["web"], web_manifest["layers"][1])
+    assert {name for name, info in unikernel.items() if info.isfile()} == {"ukbuild/kernel"}
+    app = layer_files(result.launchers["web"], web_manifest["layers"][2])
+    assert {"ukbuild/launch", "ukbuild/service.env", "ukbuild/volumes/www/image/www.ext2"} <= set(app)
+    assert "ukbuild/kernel" not in app
     assert app["ukbuild/launch"].mode == 0o755
 
 
 def test_service_env_holds_the_guest_config(demo: AppDir) -> None:
     result = demo.build()
     manifest, _ = manifest_of(result.launchers["web"])
-    data = zlib.decompress((result.launchers["web"] / "blobs/sha256" / manifest["layers"][1]["digest"][7:]).read_bytes(),
+    data = zlib.decompress((result.launchers["web"] / "blobs/sha256" / manifest["layers"][-1]["digest"][7:]).read_bytes(),
                            16 + zlib.MAX_WBITS)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         env = tar.extractfile("ukbuild/service.env").read().decode()  # type: ignore[union-attr]
@@ -163,8 +165,9 @@ def test_launcher_on_a_base_image_the_user_names(app_dir: AppDir, tmp_path: Path
     assert "launcher-base" not in result.results["app"].outcomes  # type: ignore[attr-defined]
     manifest, config = manifest_of(result.launchers["hello"])
     base_manifest, base_config = manifest_of(app_dir.root / "qemu-base")
-    assert manifest["layers"][:2] == base_manifest["layers"] and len(manifest["layers"]) == 3
-    assert config["rootfs"]["diff_ids"][:2] == base_config["rootfs"]["diff_ids"]
+    below = len(base_manifest["layers"])
+    assert manifest["layers"][:below] == base_manifest["layers"] and len(manifest["layers"]) == below + 2
+    assert config["rootfs"]["diff_ids"][:below] == base_config["rootfs"]["diff_ids"]
     app_dir.write(MULTIBOOT.replace('name = "mb"', 'name = "mb"\nlauncher_base = "nowhere:latest"'))
     with pytest.raises(ConfigError, match=r"app.launcher_base: 'nowhere:latest' is not DIR:TAG of an OCI image layout"):
         load_app(app_dir.file)

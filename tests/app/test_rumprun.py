@@ -57,7 +57,7 @@ def rumprun_app(app_dir: AppDir, fake_rumprun: object, monkeypatch: pytest.Monke
 def service_env(layout: Path) -> str:
     index = json.loads((layout / "index.json").read_text())
     manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_text())
-    data = zlib.decompress((layout / "blobs/sha256" / manifest["layers"][1]["digest"][7:]).read_bytes(),
+    data = zlib.decompress((layout / "blobs/sha256" / manifest["layers"][-1]["digest"][7:]).read_bytes(),
                            16 + zlib.MAX_WBITS)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         return tar.extractfile("ukbuild/service.env").read().decode()  # type: ignore[union-attr]

@@ -187,7 +187,8 @@ def plan_app_project(app: App, plans: Mapping[str, ServicePlan], out_dir: Path) 
     for name, plan in plans.items():
         service = plan.service
         if service.container == "launcher":
-            action = launcher_action(app, plan, endpoints[name], out_dir, origin)
+            layer, action = launcher_actions(app, plan, endpoints[name], out_dir, origin)
+            actions[layer.name] = layer
             actions[action.name] = action
             launchers[name] = action.outputs[0]
         elif service.container == "urunc":
@@ -297,10 +298,12 @@ def _strip_net(args: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def launcher_action(app: App, plan: ServicePlan, endpoint: network.Endpoint, out_dir: Path,
-                    origin: Origin) -> Action:
+def launcher_actions(app: App, plan: ServicePlan, endpoint: network.Endpoint, out_dir: Path,
+                     origin: Origin) -> tuple[Action, Action]:
+    """The service's unikernel layer (kernel and boot files) and its launcher image on top."""
     service = plan.service
-    inputs: list[Input] = [kernel_input(plan, out_dir, "app/ukbuild/kernel")]
+    layer_inputs: list[Input] = [kernel_input(plan, out_dir, "layer/ukbuild/kernel")]
+    inputs: list[Input] = []
     if app.launcher_base is None:
         inputs.append(OutputInput(BASE_ACTION))
         base = ["--base", "launcher/base"]
@@ -313,13 +316,13 @@ def launcher_action(app: App, plan: ServicePlan, endpoint: network.Endpoint, out
         inputs.append(item)
         volume_paths.append(Path(f"/ukbuild/volumes/{volume.image}/{rel}"))
     if service.initrd is not None:
-        inputs.append(ExternalInput(str(service.initrd), "app/ukbuild/initrd", f"service-initrd:{service.name}"))
+        layer_inputs.append(ExternalInput(str(service.initrd), "layer/ukbuild/initrd", f"service-initrd:{service.name}"))
     launch, append = guest_launch(app, plan, endpoint, Path("/ukbuild/kernel"), volume_paths)
     backend_drives = launch.drives[: len(launch.drives) - len(volume_paths)]  # type: ignore[attr-defined]
     drives: list[tuple[str, bool]] = []
     for index, drive in enumerate(backend_drives):
-        dest = f"app/ukbuild/drives/{index}.img"
-        inputs.append(ExternalInput(str(drive.path), dest, f"service-drive:{service.name}:{index}"))
+        dest = f"layer/ukbuild/drives/{index}.img"
+        layer_inputs.append(ExternalInput(str(drive.path), dest, f"service-drive:{service.name}:{index}"))
         drives.append((f"/ukbuild/drives/{index}.img", drive.readonly))
     drives += [(str(p), False) for p in volume_paths]
     links = [(link, app.services[link].address, port) for link in service.links for port in app.services[link].served]
@@ -331,14 +334,21 @@ def launcher_action(app: App, plan: ServicePlan, endpoint: network.Endpoint, out
         memory=launch.memory_mib, append=append, drives=drives, extra=extra,  # type: ignore[attr-defined]
         nic=plan.networked,
     )
+    prefix = f"launcher/{service.name}-unikernel"
+    layer = Action(name=f"{service.name}.unikernel-layer",
+                   argv=["ukbuild-app", "layer", "--tree", "layer", "--out", prefix],
+                   outputs=[f"{prefix}.tar.gz", f"{prefix}.json"], inputs=layer_inputs, toolchain=APP_TOOLCHAIN,
+                   step="app/unikernel-layer", step_version=STEP_VERSION, origin=origin)
+    inputs.append(OutputInput(layer.name))
     output = f"oci/{service.name}/"
-    argv = ["ukbuild-app", "launcher-image", *base, "--tree", "app", "--out", output.rstrip("/"),
+    argv = ["ukbuild-app", "launcher-image", *base, "--layer", prefix, "--tree", "app", "--out", output.rstrip("/"),
             "--name", f"{app.name}-{service.name}", "--tag", app.tag,
             "--text", "ukbuild/service.env=" + launcher.service_env(facts),
             "--label", f"dev.ukbuild.app={app.name}", "--label", f"dev.ukbuild.service={service.name}",
             "--label", f"dev.ukbuild.guest={plan.guest}"]
-    return Action(name=f"{service.name}.launcher", argv=argv, outputs=[output], inputs=inputs,
-                  toolchain=APP_TOOLCHAIN, step="app/launcher-image", step_version=STEP_VERSION, origin=origin)
+    image = Action(name=f"{service.name}.launcher", argv=argv, outputs=[output], inputs=inputs,
+                   toolchain=APP_TOOLCHAIN, step="app/launcher-image", step_version=STEP_VERSION, origin=origin)
+    return layer, image
 
 
 def urunc_action(app: App, plan: ServicePlan, out_dir: Path) -> Action:

@@ -1,6 +1,6 @@
 """The launcher image: QEMU in a container, booting one service's unikernel.
 
-Two layers (the launcher-in-container pattern, as in the DockerCon 2015
+Three layers (the launcher-in-container pattern, as in the DockerCon 2015
 demo, without its host-side root steps):
 
 1. **base** — ``qemu-system-x86_64``, the shared libraries it loads, the
@@ -10,9 +10,13 @@ demo, without its host-side root steps):
    ``busybox-static`` and the libraries' packages).  One action builds it;
    its inputs are those files by content, so it is cached and rebuilt only
    when one of them changes (an upgraded package).  Shared by every service.
-2. **app** — ``/ukbuild/kernel``, the service's data images under
-   ``/ukbuild/volumes/``, ``/ukbuild/service.env`` (the static guest
-   configuration, fixed at build time) and ``/ukbuild/launch``.
+2. **unikernel** — ``/ukbuild/kernel`` and what the service's recipe adds
+   to the boot (``/ukbuild/initrd``, the backend's drives under
+   ``/ukbuild/drives/``).  An action of its own: editing a volume does not
+   pack (and gzip) a 20 MB kernel again.
+3. **app** — the service's data images under ``/ukbuild/volumes/``,
+   ``/ukbuild/service.env`` (the static guest configuration, fixed at build
+   time) and ``/ukbuild/launch``.
 
 At start ``/ukbuild/launch`` reads the container's network facts: whether
 it has a network at all (``ip -4 addr``), and the addresses of the linked
@@ -168,8 +172,6 @@ def package_versions() -> dict[str, str]:
 
 def write_base_layer(rootfs: Path, out: Path, *, epoch: int, packages: Mapping[str, str]) -> None:
     """Pack the staged ``rootfs`` (plus merged-/usr and busybox links) as a gzip layer at ``out``."""
-    import json
-
     from ukbuild.oci import tar
 
     entries = tar.entries_from_tree(rootfs)
@@ -181,8 +183,28 @@ def write_base_layer(rootfs: Path, out: Path, *, epoch: int, packages: Mapping[s
     entries += [tar.TarEntry.directory("tmp", 0o1777), tar.TarEntry.directory("dev"), tar.TarEntry.directory("proc"),
                 tar.TarEntry.directory("sys"), tar.TarEntry.directory("etc")]
     entries.append(tar.TarEntry.file("var/tmp/.keep", b""))
+    write_layer(entries, out, epoch=epoch, packages=packages)
+
+
+def write_layer(entries: list, out: Path, *, epoch: int, packages: Mapping[str, str] | None = None) -> None:
+    """Pack ``entries`` as a gzip layer: ``OUT.tar.gz``, and ``OUT.json`` with its diff_id,
+    media type and the Debian packages its files came from."""
+    import json
+
+    from ukbuild.oci import tar
+
     layer = tar.make_layer(entries, compression="gzip", mtime=epoch)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".tar.gz").write_bytes(layer.blob.data)
-    meta = {"diff_id": layer.diff_id, "media_type": layer.blob.media_type, "packages": dict(packages)}
-    out.with_suffix(".json").write_text(json.dumps(meta, sort_keys=True, indent=1) + "\n")
+    Path(f"{out}.tar.gz").write_bytes(layer.blob.data)
+    meta = {"diff_id": layer.diff_id, "media_type": layer.blob.media_type, "packages": dict(packages or {})}
+    Path(f"{out}.json").write_text(json.dumps(meta, sort_keys=True, indent=1) + "\n")
+
+
+def read_layer(prefix: Path) -> tuple[object, dict]:
+    """The layer :func:`write_layer` wrote at ``prefix``, and its metadata."""
+    import json
+
+    from ukbuild.oci import model, tar
+
+    meta = json.loads(Path(f"{prefix}.json").read_text())
+    return tar.Layer(model.Blob(meta["media_type"], Path(f"{prefix}.tar.gz").read_bytes()), meta["diff_id"]), meta

@@ -1,8 +1,9 @@
 """``ukbuild-app``: the program app actions run (in their scratch directory).
 
     ukbuild-app base-layer --rootfs DIR --out PREFIX [--package NAME=VERSION …]
-    ukbuild-app launcher-image (--base PREFIX | --base-image LAYOUT --base-tag T) --tree DIR --out DIR --name NAME [--tag T]
-                               [--text PATH=CONTENT …] [--label K=V …]
+    ukbuild-app layer --tree DIR --out PREFIX
+    ukbuild-app launcher-image (--base PREFIX | --base-image LAYOUT --base-tag T) [--layer PREFIX …] --tree DIR
+                               --out DIR --name NAME [--tag T] [--text PATH=CONTENT …] [--label K=V …]
     ukbuild-app mariadb-datadir --seed FILE [--seed FILE …] --out DIR [--engine Aria]
 
 Exit status 2 with an ``error:`` line for bad input.
@@ -29,16 +30,15 @@ def base_layer(args: argparse.Namespace) -> None:
 def launcher_image(args: argparse.Namespace) -> None:
     from ukbuild.oci import layout, model, tar
 
-    from .launcher import LAUNCH_SCRIPT
+    from .launcher import LAUNCH_SCRIPT, read_layer
 
     epoch = source_date_epoch()
     if args.base_image:
         base_layers, meta = _base_image(Path(args.base_image), args.base_tag)
     else:
-        base = Path(args.base)
-        meta = json.loads(base.with_suffix(".json").read_text())
-        base_layers = [tar.Layer(model.Blob(meta["media_type"], base.with_suffix(".tar.gz").read_bytes()),
-                                 meta["diff_id"])]
+        base, meta = read_layer(Path(args.base))
+        base_layers = [base]
+    base_layers += [read_layer(Path(prefix))[0] for prefix in args.layer]
     entries = tar.entries_from_tree(Path(args.tree)) if Path(args.tree).is_dir() else []
     entries.append(tar.TarEntry.file("ukbuild/launch", LAUNCH_SCRIPT.encode(), 0o755))
     for path, content in name_value_pairs(args.text, "--text"):
@@ -53,6 +53,14 @@ def launcher_image(args: argparse.Namespace) -> None:
         created=epoch, annotations=annotations,
     )
     layout.write_oci_layout(args.out, {args.tag: image})
+
+
+def layer(args: argparse.Namespace) -> None:
+    from ukbuild.oci import tar
+
+    from .launcher import write_layer
+
+    write_layer(tar.entries_from_tree(Path(args.tree)), Path(args.out), epoch=source_date_epoch())
 
 
 def _base_image(layout: Path, tag: str) -> tuple[list, dict]:
@@ -131,18 +139,23 @@ def main(argv: list[str] | None = None) -> int:
     li.add_argument("--base", help="the base layer made by base-layer (PREFIX.tar.gz, PREFIX.json)")
     li.add_argument("--base-image", help="or an OCI layout whose image is the base")
     li.add_argument("--base-tag", default="latest")
+    li.add_argument("--layer", action="append", default=[], help="a layer made by `layer` (PREFIX), on top of the base")
     li.add_argument("--tree", required=True)
     li.add_argument("--out", required=True)
     li.add_argument("--name", required=True)
     li.add_argument("--tag", default="latest")
     li.add_argument("--text", action="append", default=[])
     li.add_argument("--label", action="append", default=[])
+    la = sub.add_parser("layer")
+    la.add_argument("--tree", required=True)
+    la.add_argument("--out", required=True)
     m = sub.add_parser("mariadb-datadir")
     m.add_argument("--seed", action="append", required=True)
     m.add_argument("--out", required=True)
     m.add_argument("--engine", default="Aria")
     args = p.parse_args(argv)
-    command = {"base-layer": base_layer, "launcher-image": launcher_image, "mariadb-datadir": mariadb_datadir}
+    command = {"base-layer": base_layer, "layer": layer, "launcher-image": launcher_image,
+               "mariadb-datadir": mariadb_datadir}
     return run_tool(lambda: command[args.command](args))
 
 
