@@ -184,6 +184,13 @@ class Tree:
 
     root: Directory
     children: tuple[Directory, ...] = ()
+    #: Each child's digest, which the ``DirectoryNode`` entries name: of the bytes as
+    #: received when decoded (no second encoding), else of its encoding.
+    child_digests: tuple[Digest, ...] = attrs.field(eq=False, repr=False)
+
+    @child_digests.default
+    def _encoded_child_digests(self) -> tuple[Digest, ...]:
+        return tuple(Digest.of(child.encode()) for child in self.children)
 
     def encode(self) -> bytes:
         out = _field_bytes(1, self.root.encode())
@@ -193,13 +200,14 @@ class Tree:
 
     @classmethod
     def decode(cls, data: bytes) -> Tree:
-        root, children = Directory(), []
+        root, children, digests = Directory(), [], []
         for number, value in _fields(data):
             if number == 1 and isinstance(value, bytes):
                 root = Directory.decode(value)
             elif number == 2 and isinstance(value, bytes):
                 children.append(Directory.decode(value))
-        return cls(root, tuple(children))
+                digests.append(Digest.of(value))
+        return cls(root, tuple(children), tuple(digests))
 
 
 @attrs.frozen

@@ -75,14 +75,14 @@ def tree_message(entries: Mapping[str, Entry]) -> tuple[Digest, Tree, Digest]:
     """A REAPI ``Tree`` for an output directory: (root digest, tree, tree digest)."""
     root_digest, blobs = merkle(entries)
     root = Directory.decode(blobs[root_digest])
-    children = tuple(Directory.decode(blobs[d]) for d in sorted(blobs) if d != root_digest)
-    tree = Tree(root, children)
+    digests = tuple(d for d in sorted(blobs) if d != root_digest)
+    tree = Tree(root, tuple(Directory.decode(blobs[d]) for d in digests), digests)
     return root_digest, tree, Digest.of(tree.encode())
 
 
 def flatten_tree(tree: Tree) -> dict[str, Entry]:
     """The inverse of :func:`tree_message`: a flat mapping of everything in the tree."""
-    by_digest = {Digest.of(d.encode()): d for d in tree.children}
+    by_digest = dict(zip(tree.child_digests, tree.children, strict=True))
     out: dict[str, Entry] = {}
 
     def walk(directory: Directory, prefix: str) -> None:

@@ -90,6 +90,19 @@ class TestReapiEncoding:
         _root, tree, _ = tree_message(entries)
         assert flatten_tree(Tree.decode(tree.encode())) == entries
 
+    def test_tree_children_are_found_by_the_digest_of_their_bytes(self) -> None:
+        """A producer may serialise a child Directory in another field order; its parent names
+        the digest of those bytes, which a re-encoding would not reproduce."""
+        from ukbuild._reapi import _field_bytes  # noqa: PLC0415
+
+        file, link = FileNode("f", Digest("d" * 64, 1)), SymlinkNode("l", "f")
+        child = Directory((file,), (), (link,))
+        reordered = Directory(symlinks=(link,)).encode() + Directory(files=(file,)).encode()  # fields concatenate
+        assert reordered != child.encode() and Directory.decode(reordered) == child
+        root = Directory((), (DirectoryNode("sub", Digest.of(reordered)),), ())
+        tree = Tree.decode(_field_bytes(1, root.encode()) + _field_bytes(2, reordered))
+        assert flatten_tree(tree) == {"sub": DirEntry(), "sub/f": FileEntry(Digest("d" * 64, 1)), "sub/l": LinkEntry("f")}
+
     def test_merkle_root_depends_on_content_not_order(self) -> None:
         d1, d2 = Digest("1" * 64, 1), Digest("2" * 64, 1)
         a = merkle({"x/1": FileEntry(d1), "x/2": FileEntry(d2)})[0]
