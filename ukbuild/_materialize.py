@@ -38,22 +38,40 @@ def materialize(
     root = str(out_dir)
     placed: dict[str, dict[str, Digest]] = {}
     pending: list[tuple[str, str, FileEntry]] = []
-    claimed: list[str] = []
+    claimed = _Claims()
     for name, result in results:
         tops = [o.path for o in (*result.output_files, *result.output_directories, *result.output_symlinks)]
-        if any(_overlap(top, other) for top in tops for other in claimed):
+        if any(claimed.overlaps(top) for top in tops):
             _place(pending, root, store, digests, jobs)
-            pending, claimed = [], []
+            pending, claimed = [], _Claims()
         files = _prepare(name, result, store, root)
         pending += [(name, rel, entry) for rel, entry in files.items()]
-        claimed += tops
+        for top in tops:
+            claimed.add(top)
         placed[name] = {rel: entry.digest for rel, entry in files.items()}
     _place(pending, root, store, digests, jobs)
     return placed
 
 
-def _overlap(a: str, b: str) -> bool:
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+class _Claims:
+    """Output paths claimed so far, and their ancestors: overlap checks in O(depth)."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+        self.ancestors: set[str] = set()
+
+    def add(self, path: str) -> None:
+        self.paths.add(path)
+        self.ancestors.update(_ancestors(path))
+
+    def overlaps(self, path: str) -> bool:
+        """Whether ``path`` is a claimed path, lies below one, or holds one."""
+        return path in self.paths or path in self.ancestors or any(a in self.paths for a in _ancestors(path))
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def _prepare(name: str, result: ActionResult, store: Store, root: str) -> dict[str, FileEntry]:

@@ -40,6 +40,22 @@ def test_overlapping_targets_are_placed_in_order(tmp_path: Path, order: list[str
         (tmp_path / "out" / "same.txt").unlink()
 
 
+@pytest.mark.parametrize(("claimed", "path", "overlaps"), [
+    ("d", "d", True),
+    ("d", "d/x/y", True),  # below a claimed directory
+    ("d/x/y", "d", True),  # holds a claimed path
+    ("d/x", "d/y", False),  # siblings
+    ("d", "dx", False),  # a common prefix is not a common directory
+    ("dx/y", "d", False),
+])
+def test_claims_find_every_overlap(claimed: str, path: str, overlaps: bool) -> None:
+    from ukbuild._materialize import _Claims  # noqa: PLC0415
+
+    claims = _Claims()
+    claims.add(claimed)
+    assert claims.overlaps(path) is overlaps
+
+
 def test_many_targets_restore_exactly(tmp_path: Path) -> None:
     """Large and small files of six targets, placed on one pool: every byte where it belongs."""
     lines = ['[project]\nname = "many"\n']
