@@ -107,22 +107,27 @@ def _place(files: list[tuple[str, str, FileEntry]], root: str, store: Store, dig
         name, entry = final[rel]
         _place_file(name, entry, os.path.join(root, rel), store, digests)
 
-    # Large (compressed) blobs on worker threads, largest first: decompressing and writing
-    # a MiB at a time release the GIL for long stretches.  Small files on this thread: for
-    # them the GIL would change hands at every system call (futex storms).
+    def place_all(rels: list[str]) -> None:
+        for rel in rels:
+            place(rel)
+
+    # Large (compressed) blobs one task each, largest first: decompressing and writing a MiB
+    # at a time release the GIL for long stretches.  Small files in two runs, one on the
+    # pool (first, so that it starts at once) and one on this thread: creating a file is
+    # kernel work that overlaps the other thread's Python (10% off a 2,127-file restore,
+    # measured interleaved); finer tasks cost more in GIL hand-overs than they gain.
     large = sorted((rel for rel, (_, e) in final.items() if e.digest.size >= COMPRESS_MIN),
                    key=lambda rel: -final[rel][1].digest.size)
     small = [rel for rel, (_, e) in final.items() if e.digest.size < COMPRESS_MIN]
-    if jobs > 1 and large:
-        with ThreadPoolExecutor(max_workers=min(jobs, len(large))) as pool:
-            pending = [pool.submit(place, rel) for rel in large]
-            for rel in small:
-                place(rel)
+    if jobs > 1 and len(final) > 1:
+        half = len(small) // 2
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            pending = [pool.submit(place_all, small[:half]), *(pool.submit(place, rel) for rel in large)]
+            place_all(small[half:])
             for future in pending:
                 future.result()
     else:
-        for rel in (*large, *small):
-            place(rel)
+        place_all([*large, *small])
 
 
 def _make_dir(path: str, made: set[str]) -> None:
