@@ -343,10 +343,10 @@ class Build:
         """Each target's files written or kept: target → relative path → digest."""
         rebuilt: set[str] = set()
         while True:
-            ready = [(n, outcomes[n].result) for n in self.targets if n in outcomes and outcomes[n].result is not None]
+            results = ((n, outcomes[n].result) for n in self.targets if n in outcomes)
+            ready = [(n, result) for n, result in results if result is not None]
             try:
-                files = materialize(ready, session.store, session.out_dir, session.digests,  # type: ignore[arg-type]
-                                    jobs=self.options.jobs)
+                files = materialize(ready, session.store, session.out_dir, session.digests, jobs=self.options.jobs)
             except LostOutput as exc:
                 # The stored bytes were corrupt (and are now removed): build it again, then
                 # place everything once more (what is in place already is kept).

@@ -38,8 +38,12 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ukbuild.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ukbuild.oci.tar import Layer, TarEntry
 
 #: Firmware files QEMU's ``-machine pc`` with ``-kernel`` reads.
 FIRMWARE = (
@@ -186,7 +190,7 @@ def write_base_layer(rootfs: Path, out: Path, *, epoch: int, packages: Mapping[s
     write_layer(entries, out, epoch=epoch, packages=packages)
 
 
-def write_layer(entries: list, out: Path, *, epoch: int, packages: Mapping[str, str] | None = None) -> None:
+def write_layer(entries: list[TarEntry], out: Path, *, epoch: int, packages: Mapping[str, str] | None = None) -> None:
     """Pack ``entries`` as a gzip layer: ``OUT.tar.gz``, and ``OUT.json`` with its diff_id,
     media type and the Debian packages its files came from."""
     import json
@@ -200,7 +204,7 @@ def write_layer(entries: list, out: Path, *, epoch: int, packages: Mapping[str, 
     Path(f"{out}.json").write_text(json.dumps(meta, sort_keys=True, indent=1) + "\n")
 
 
-def read_layer(prefix: Path) -> tuple[object, dict]:
+def read_layer(prefix: Path) -> tuple[Layer, dict]:
     """The layer :func:`write_layer` wrote at ``prefix``, and its metadata."""
     import json
 
