@@ -121,6 +121,21 @@ class TestFrameChecksum:
         assert store.export(digest, tmp_path / "out")
         assert (tmp_path / "out").read_bytes() == self.DATA
 
+    def test_a_dependency_hit_checks_the_frame_not_sha256(
+        self, store: Store, blob: tuple[Digest, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``check`` (a cache hit on outputs that are used, not exported) trusts the frame too,
+        and still finds a damaged one."""
+        digest, raw = blob
+        with monkeypatch.context() as patched:
+            patched.setattr(_store.hashlib, "sha256", _no_hashing)
+            assert store.check(digest)
+        damaged = bytearray(raw)
+        damaged[len(raw) // 2] ^= 0x01
+        store.blob_path(digest).write_bytes(bytes(damaged))
+        assert not store.check(digest)
+        assert not store.blob_path(digest).exists()
+
     def test_every_flipped_byte_is_caught_or_harmless(
         self, store: Store, blob: tuple[Digest, bytes], tmp_path: Path
     ) -> None:
