@@ -287,11 +287,10 @@ class Rebuild:
         for name in sorted(data["keys"]):
             if name not in self.cone:
                 self.bus.emit("action-cached", action=name, key=data["keys"][name], via="journal")
-        journal_path = os.path.join(state, "journal")
-        journal = _journal.load(journal_path)  # type: ignore[arg-type]
-        digests = _journal.FileDigests(journal.get("digests", {}), journal.get("trees", {}))
-        history = _journal.KeyHistory(journal.get("history", {}))
         from pathlib import Path  # noqa: PLC0415
+
+        journal = _journal.Journal(Path(state) / "journal")
+        digests, history = journal.digests, journal.history
 
         executor = Executor(
             self.store, Path(self.project.root),
@@ -321,10 +320,7 @@ class Rebuild:
             raise Fallback(exc.producer) from exc
         finally:
             executor.close()
-            _journal.save(Path(journal_path), {
-                "digests": digests.export(), "trees": digests.export_trees(), "history": history.export(),
-                "versions": journal.get("versions", {}),
-            })
+            journal.save()
             self.store.close()
         mine = {n: o for n, o in outcomes.items() if n in self.cone}
         ok = all(o.status in ("executed", "cached") for o in mine.values())

@@ -23,7 +23,7 @@ RACY_SECONDS = 2.0
 HISTORY = 5
 
 
-def load(path: Path) -> dict:  # type: ignore[type-arg]
+def _read(path: Path) -> dict:  # type: ignore[type-arg]
     try:
         with open(path, "rb") as f:
             data = marshal.loads(f.read())
@@ -34,7 +34,7 @@ def load(path: Path) -> dict:  # type: ignore[type-arg]
     return data
 
 
-def save(path: Path, data: dict) -> None:  # type: ignore[type-arg]
+def _write(path: Path, data: dict) -> None:  # type: ignore[type-arg]
     data = {**data, "format": FORMAT}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -127,3 +127,21 @@ class KeyHistory:
 
     def export(self) -> dict[str, list[str]]:
         return self._known
+
+
+class Journal:
+    """This checkout's journal file: file and tree digests, key history, tool versions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        data = _read(path)
+        self.digests = FileDigests(data.get("digests", {}), data.get("trees", {}))
+        self.history = KeyHistory(data.get("history", {}))
+        #: tool path → (stat key, version text), for toolchain detection
+        self.versions: dict[str, tuple[tuple[int, int], str]] = data.get("versions", {})
+
+    def save(self) -> None:
+        _write(self.path, {
+            "digests": self.digests.export(), "trees": self.digests.export_trees(),
+            "history": self.history.export(), "versions": self.versions,
+        })

@@ -153,11 +153,8 @@ class _Session:
         self.root = Path(project.root)
         self.out_dir = Path(options.out_dir or self.root / "out").absolute()
         self.state_dir = Path(_noop.state_dir(str(self.out_dir), str(options.state_dir) if options.state_dir else None))
-        self.journal_path = self.state_dir / "journal"
-        self.journal = _journal.load(self.journal_path)
-        self.digests = _journal.FileDigests(self.journal.get("digests", {}), self.journal.get("trees", {}))
-        self.history = _journal.KeyHistory(self.journal.get("history", {}))
-        self.versions: dict[str, tuple[tuple[int, int], str]] = self.journal.get("versions", {})
+        self.journal = _journal.Journal(self.state_dir / "journal")
+        self.digests, self.history, self.versions = self.journal.digests, self.journal.history, self.journal.versions
         self._backends = backends
         warn: Callable[[str], None] = lambda m: bus.emit("warning", message=m)
         if options.use_cache:
@@ -229,10 +226,7 @@ class _Session:
         return found
 
     def save(self) -> None:
-        _journal.save(self.journal_path, {
-            "digests": self.digests.export(), "trees": self.digests.export_trees(), "history": self.history.export(),
-            "versions": self.versions,
-        })
+        self.journal.save()
 
 
 class Build:
