@@ -299,7 +299,7 @@ class Store:
             pass
         try:
             with open(base.with_name(sha256 + ".zst"), "rb") as f:
-                size = _zstd().frame_content_size(f.read(18))
+                size = _zstd().frame_content_size(f.read(FRAME_HEADER_MAX))
         except (OSError, ValueError):
             return None
         return Digest(sha256, size) if size >= COMPRESS_MIN else None

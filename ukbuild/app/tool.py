@@ -38,7 +38,7 @@ def launcher_image(args: argparse.Namespace) -> None:
     else:
         base, meta = read_layer(Path(args.base))
         base_layers = [base]
-    base_layers += [read_layer(Path(prefix))[0] for prefix in args.layer]
+    layers = [*base_layers, *(read_layer(Path(prefix))[0] for prefix in args.layer)]
     entries = tar.entries_from_tree(Path(args.tree)) if Path(args.tree).is_dir() else []
     entries.append(tar.TarEntry.file("ukbuild/launch", LAUNCH_SCRIPT.encode(), 0o755))
     for path, content in name_value_pairs(args.text, "--text"):
@@ -48,7 +48,7 @@ def launcher_image(args: argparse.Namespace) -> None:
     labels.update({f"dev.ukbuild.launcher.package.{k}": v for k, v in sorted(meta.get("packages", {}).items())})
     annotations = model.standard_annotations(created=epoch, title=args.name)
     image = model.image_manifest(
-        [*base_layers, app_layer], platform=model.Platform.parse("linux/amd64"),
+        [*layers, app_layer], platform=model.Platform.parse("linux/amd64"),
         config=model.ImageConfig(entrypoint=["/ukbuild/launch"], labels=labels, working_dir="/ukbuild"),
         created=epoch, annotations=annotations,
     )
