@@ -228,7 +228,8 @@ class Rebuild:
         from pathlib import Path  # noqa: PLC0415
 
         from ._reapi import Digest  # noqa: PLC0415
-        from ._store import Store, default_cache_dir  # noqa: PLC0415
+        from ._cachedir import default_cache_dir  # noqa: PLC0415
+        from ._store import Store  # noqa: PLC0415
 
         data = self.data
         self.project, self.toolchains = pickle.loads(data["context"])
@@ -360,7 +361,8 @@ class Rebuild:
         for name in self.writing:
             for rel in files[name]:
                 stats.pop(os.path.join(out_dir, rel), None)
-        token = _noop.record(self.state, self.request, tracked, {"actions": keys, "outputs": outputs}, stats=stats)
+        summary = {"project": data["name"], "targets": self.targets, "actions": keys, "outputs": outputs}
+        token = _noop.record(self.state, self.request, tracked, summary, stats=stats)
         if token is None:
             return
         actions = dict(data["actions"])

@@ -16,7 +16,7 @@ import struct
 from ._version import __version__
 
 STATE_DIR = ".ukbuild"
-FORMAT = 3
+FORMAT = 4
 #: Stat data, packed: (mtime ns, ctime ns, size, inode) per path, in one bytes object
 #: (loading 4 integer objects per path cost a twentieth of a 10k-action no-op).
 _STAT = struct.Struct("4q")

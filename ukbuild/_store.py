@@ -58,14 +58,6 @@ FRAME_END = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"ukb1"
 FRAME_HEADER_MAX = 18
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("UKBUILD_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ukbuild"
-
-
 @attrs.frozen
 class Problem:
     """One thing ``verify`` found wrong, with the path it concerns."""

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 import attrs
 
 from . import _incremental, _journal, _noop
+from ._cachedir import default_cache_dir
 from ._executor import Executor, LostOutput, scratch_root
 from ._graph import closure, order
 from ._materialize import materialize
 from ._project import load_project
 from ._reapi import Digest
 from ._scheduler import Outcome, Scheduler
-from ._store import Store, default_cache_dir
+from ._store import Store
 from .errors import BuildError, ConfigError, ToolchainError, UkbuildError
 from .events import EventBus, Subscriber
 from .keys import KeyValue, canonical_json, diff_documents
@@ -325,7 +326,8 @@ class Build:
             tracked = [*project.files, *scheduler.tracked, *(p for t in toolchains.values() for p in tool_paths(t))]
             out_dir = str(session.out_dir)
             tracked += [os.path.join(out_dir, p) for p in written]
-            summary = {"actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)}
+            summary = {"project": project.name, "targets": list(self.targets),
+                       "actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)}
             _incremental.record(str(session.state_dir), request, tracked, summary, project=project,
                                 targets=self.targets, toolchains=toolchains, scheduler=scheduler,
                                 outcomes=outcomes, files=files, out_dir=out_dir)

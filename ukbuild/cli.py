@@ -280,8 +280,11 @@ def _fast_noop(args: argparse.Namespace, out: TextIO, err: TextIO) -> int | None
 
         bus = EventBus()
         bus.subscribe(lambda e: out.write(to_json_line(e)))
-        bus.emit("build-started", project=os.path.basename(os.path.dirname(file)), targets=args.targets,
-                 jobs=args.jobs or _default_jobs(args), out_dir=out_dir, cache_dir=args.cache_dir)
+        from ._cachedir import default_cache_dir  # noqa: PLC0415
+
+        bus.emit("build-started", project=summary["project"], targets=summary["targets"],
+                 jobs=args.jobs or _default_jobs(args), out_dir=out_dir,
+                 cache_dir=os.path.abspath(args.cache_dir or default_cache_dir()))
         for name, key in sorted(actions.items()):
             bus.emit("action-cached", action=name, key=key, via="journal")
         bus.emit("build-finished", ok=True, executed=0, cached=len(actions), failed=0, skipped=0, seconds=0,
@@ -470,10 +473,11 @@ def _short(value: object) -> str:
 def _cache(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path  # noqa: PLC0415
 
-    from ._store import Store, default_cache_dir, parse_size  # noqa: PLC0415
+    from ._cachedir import default_cache_dir  # noqa: PLC0415
+    from ._store import Store, parse_size  # noqa: PLC0415
     from .errors import ConfigError  # noqa: PLC0415
 
-    root = Path(args.cache_dir).absolute() if args.cache_dir else default_cache_dir()
+    root = Path(args.cache_dir or default_cache_dir()).absolute()
     store = Store(root, warn=lambda m: print(f"warning: {m}", file=err))
     if args.cache_command == "stats":
         s = store.stats()

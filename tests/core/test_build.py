@@ -130,6 +130,24 @@ class TestEvents:
         kinds = {e["event"] for e in events}
         assert {"build-started", "action-started", "action-finished", "action-cached", "build-finished"} <= kinds
 
+    def test_build_started_is_the_same_on_every_path(self, example: Path, cache_dir: Path) -> None:
+        """The full build, the no-op answer and the incremental rebuild name the same project
+        (not its directory), the resolved targets (not the words typed: none here) and the
+        cache in use."""
+        checkout = example.rename(example.with_name("not-the-project-name"))
+        paths = []
+        for change in (None, None, ("return 0;", "return 1 - 1;")):
+            if change:
+                edit(checkout / "src" / "main.c", *change)
+            events = build(checkout).events()
+            paths.append({e.get("via") for e in events if e["event"] == "action-cached"})
+            started = [e for e in events if e["event"] == "build-started"]
+            assert len(started) == 1
+            assert (started[0]["project"], started[0]["cache_dir"]) == ("hello-c", str(cache_dir))
+            assert sorted(started[0]["targets"]) == ["package"]
+        assert paths[1] == {"journal"}  # the no-op answer
+        assert "journal" in paths[2]  # the incremental path: the actions outside the change
+
     def test_failure_event_and_exit_code(self, example: Path, cache_dir: Path) -> None:
         """A compile error fails the build with exit 1, names the action and points at the log."""
         edit(example / "src" / "util.c", "int n = 0;", "int n = ;")
