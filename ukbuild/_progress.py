@@ -13,12 +13,36 @@ if TYPE_CHECKING:
 
 def attach(build: Build | Rebuild, out: TextIO, err: TextIO, *, json_mode: bool) -> None:
     if json_mode:
-        build.subscribe(lambda e: (out.write(to_json_line(e)), out.flush()))
+        build.subscribe(_JsonLines(build, out, err))
         return
     if err.isatty():
         _attach_live(build, err)
     else:
         build.subscribe(_PlainLines(err))
+
+
+class _JsonLines:
+    """Events as JSON lines on ``out``.  When the reader goes away (``| head``), the build
+    is cancelled cleanly, as a Unix tool stops on SIGPIPE, instead of failing in whichever
+    thread emitted the next event."""
+
+    def __init__(self, build: Build | Rebuild, out: TextIO, err: TextIO) -> None:
+        self.build, self.out, self.err = build, out, err
+        self.closed = False
+
+    def __call__(self, e: Event) -> None:
+        if self.closed:
+            return
+        try:
+            self.out.write(to_json_line(e))
+            self.out.flush()
+        except BrokenPipeError:
+            self.closed = True
+            self.build.cancel()
+            try:
+                print("warning: the reader of the JSON events went away: cancelling the build", file=self.err)
+            except OSError:
+                pass  # stderr went with it (`2>&1 | head`)
 
 
 class _PlainLines:

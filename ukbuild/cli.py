@@ -1,7 +1,7 @@
 """The ``ukbuild`` command: parse arguments, call the API, format what it returns.
 
 Exit codes: 0 success, 1 build failure, 2 configuration or usage error,
-130 interrupted.  Known errors print ``error: …`` with detail and hint;
+130 interrupted, 141 standard output closed by its reader (as for SIGPIPE).  Known errors print ``error: …`` with detail and hint;
 only bugs show a traceback.
 """
 
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("target", metavar="UNIKERNEL")
     r.add_argument("--drive", action="append", default=[], metavar="IMAGE",
                    help="attach a virtio disk: a data image of the project by name, or an image file (repeatable)")
-    r.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="appended to its command line")
+    r.usage = "ukbuild run [options] UNIKERNEL [-- ARGS …]  (ARGS are appended to its command line)"
 
     ps = sub.add_parser("push", help="build an OCI image and push it to a registry")
     project_args(ps)
@@ -95,6 +95,25 @@ def _parser() -> argparse.ArgumentParser:
     v = csub.add_parser("verify", help="check every entry; non-zero exit if anything is wrong")
     v.add_argument("--repair", action="store_true", help="remove what is broken so the next build rebuilds it")
     return parser
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """argparse's reading of ``argv``; for ``run``, the words after ``--`` are the guest's
+    arguments, and ukbuild's options may come before or after UNIKERNEL."""
+    guest: list[str] = []
+    command = next((word for word in argv if not word.startswith("-")), None)
+    if command == "run" and "--" in argv:
+        cut = argv.index("--")
+        argv, guest = argv[:cut], argv[cut + 1 :]
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        hint = (f"; the guest's arguments go after --: ukbuild run {args.target} -- {' '.join(unknown)}"
+                if args.command == "run" and not unknown[0].startswith("-") else "")
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    if args.command == "run":
+        args.args = guest
+    return args
 
 
 def _overrides(values: list[str]) -> dict[str, str]:
@@ -188,7 +207,7 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> tuple[int, bo
     args = _build_args(sys.argv[1:] if argv is None else list(argv))
     if args is None:
         try:
-            args = _parser().parse_args(argv)
+            args = _parse(sys.argv[1:] if argv is None else list(argv))
         except SystemExit as exc:
             return (int(exc.code or 0) if exc.code != 2 else 2), False
     if args.command in ("build", "run") and _may_name_app(args):  # its services, compose and k8s files
@@ -246,7 +265,12 @@ def run() -> None:
     import gc  # noqa: PLC0415
 
     gc.set_threshold(20_000, 10, 10)
-    code, fast = _main(None, sys.stdout, sys.stderr)
+    try:
+        code, fast = _main(None, sys.stdout, sys.stderr)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`ukbuild graph | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # for the interpreter's last flush
+        code, fast = 141, False
     if fast:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -335,13 +359,12 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(f"  referrers: {tag}\n")
         return 0
     if args.command == "run":
-        extra = args.args[1:] if args.args[:1] == ["--"] else args.args
 
         def show(chunk: bytes) -> None:
             out.write(chunk.decode(errors="replace"))
             out.flush()
 
-        return api.run(project, args.target, extra, options, drives=args.drive, console=show).status
+        return api.run(project, args.target, args.args, options, drives=args.drive, console=show).status
     build = api.Build(project, args.targets, options)
     from ._progress import attach  # noqa: PLC0415
 

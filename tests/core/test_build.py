@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -218,3 +220,44 @@ class TestHermeticStep:
         assert (state / "noop").is_file() and (state / "journal").is_file()
         assert scratch.is_dir() and not any(p.name.startswith("a-") for p in scratch.iterdir())
         assert ukbuild(*args).cached() == ALL  # the fast path reads the state from there too
+
+
+class TestClosedOutput:
+    """`ukbuild … | head`: when the reader of stdout goes away, ukbuild stops cleanly."""
+
+    def _ukbuild(self, *args: str | os.PathLike[str]) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "ukbuild", *map(str, args)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def test_json_reader_gone_mid_build_cancels_it(self, tmp_path: Path, cache_dir: Path) -> None:
+        project = tmp_path / "slow"
+        project.mkdir()
+        (project / "ukbuild.toml").write_text(
+            '[project]\nname = "slow"\n[action.first]\ncommand = ["sh", "-c", "sleep 1; echo 1 > one"]\n'
+            'outputs = ["one"]\n[action.second]\ncommand = ["sh", "-c", "cat one > two"]\ndeps = ["first"]\n'
+            'outputs = ["two"]\n'
+        )
+        with self._ukbuild("build", "-C", project, "--json") as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert '"build-started"' in proc.stdout.readline()
+            proc.stdout.close()  # during `sleep 1`: the next event finds no reader
+            err = proc.stderr.read()
+            assert proc.wait(timeout=60) == 130, err
+        assert "Traceback" not in err
+        assert "the reader of the JSON events went away" in err
+        assert not (project / "out" / "two").exists()
+        verify = ukbuild("cache", "verify")
+        assert verify.code == 0, verify.out + verify.err
+        assert "second" in build(project).executed()
+        assert (project / "out" / "two").read_text() == "1\n"
+
+    def test_graph_reader_gone(self, tmp_path: Path, cache_dir: Path) -> None:
+        (tmp_path / "ukbuild.toml").write_text('[project]\nname = "wide"\n' + "".join(  # > a pipe's buffer of dot
+            f'[action.a{n}]\ncommand = ["sh", "-c", "echo > {n}"]\noutputs = ["{n}"]\n' for n in range(3000)))
+        with self._ukbuild("graph", "-C", tmp_path) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline().startswith("digraph")
+            proc.stdout.close()
+            err = proc.stderr.read()
+            assert proc.wait(timeout=60) == 141, err
+        assert err == ""

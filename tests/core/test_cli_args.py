@@ -1,4 +1,5 @@
-"""The plain ``build`` argument parser of the no-op path agrees with argparse, or declines."""
+"""The plain ``build`` argument parser of the no-op path agrees with argparse, or declines; ``run``'s
+guest arguments."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ WORDS = ["-C", "d", "-Cd", "-o", "o", "--out-dir", "--out-dir=x", "-j", "2", "-j
 def argparse_args(argv: list[str]) -> dict[str, object] | None:
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         try:
-            return vars(cli._parser().parse_args(argv))
+            return vars(cli._parse(argv))
         except SystemExit:
             return None
 
@@ -59,3 +60,24 @@ def test_random_lines_agree_with_argparse_whenever_taken() -> None:
             taken += 1
             assert vars(fast) == argparse_args(argv), argv
     assert taken > 300
+
+
+@pytest.mark.parametrize(("argv", "drives", "guest"), [
+    (["run", "hello"], [], []),
+    (["run", "hello", "--drive", "x.img"], ["x.img"], []),  # an option after UNIKERNEL is ukbuild's
+    (["run", "--drive", "x.img", "hello", "--", "a", "--drive", "y"], ["x.img"], ["a", "--drive", "y"]),
+    (["--debug", "run", "hello", "--", "--", "b"], [], ["--", "b"]),
+])
+def test_run_takes_its_options_anywhere_and_the_guests_after_dashes(
+    argv: list[str], drives: list[str], guest: list[str]
+) -> None:
+    args = cli._parse(argv)
+    assert (args.target, args.drive, args.args) == ("hello", drives, guest)
+
+
+def test_run_without_dashes_says_where_guest_arguments_go() -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exc:
+        cli._parse(["run", "hello", "a", "b"])
+    assert exc.value.code == 2
+    assert "ukbuild run hello -- a b" in err.getvalue()
