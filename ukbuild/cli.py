@@ -1,8 +1,9 @@
 """The ``ukbuild`` command: parse arguments, call the API, format what it returns.
 
 Exit codes: 0 success, 1 build failure, 2 configuration or usage error,
-130 interrupted, 141 standard output closed by its reader (as for SIGPIPE).  Known errors print ``error: …`` with detail and hint;
-only bugs show a traceback.
+130 interrupted, 141 standard output closed by its reader (as for SIGPIPE).
+Known errors print ``error: …`` with detail and hint; only bugs show a
+traceback.
 """
 
 from __future__ import annotations
