@@ -33,7 +33,7 @@ from pathlib import Path
 import attrs
 
 from ._reapi import ActionResult, Digest, Tree, _field_bytes
-from .errors import StoreError
+from .errors import ConfigError, StoreError
 
 FORMAT = "ukbuild-cache 1"
 COMPRESS_MIN = 64 * 1024
@@ -612,7 +612,11 @@ def _unsealed(data: bytes) -> ActionResult:
 def _default_quota(root: Path) -> int:
     env = os.environ.get("UKBUILD_CACHE_QUOTA")
     if env:
-        return parse_size(env)
+        try:
+            return parse_size(env)
+        except ValueError as exc:
+            raise ConfigError(f"UKBUILD_CACHE_QUOTA: {exc}", hint="set it to a size such as 20G, or unset it",
+                              reason="bad-value") from exc
     return min(10 << 30, shutil.disk_usage(root).total // 10)
 
 

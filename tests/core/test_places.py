@@ -1,0 +1,128 @@
+"""Directories, files and signals from the command line: a clear error or a clean stop, never a
+traceback, and never a project file lost to an output directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.core.helpers import ukbuild
+
+PROJECT = '[project]\nname = "p"\n[action.gen]\ncommand = ["sh", "-c", "mkdir -p src && echo g > src/gen.c"]\noutputs = ["src/"]\n'
+
+
+@pytest.fixture
+def project(tmp_path: Path, cache_dir: Path) -> Path:
+    root = tmp_path / "p"
+    (root / "src").mkdir(parents=True)
+    (root / "ukbuild.toml").write_text(PROJECT)
+    (root / "src" / "main.c").write_text("handwritten\n")
+    (root / "notes.txt").write_text("my notes\n")
+    return root
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-o", "."], "holds the project"),
+    (["-o", ".."], "holds the project"),
+    (["-o", "notes.txt"], "notes.txt is a file, not a directory"),
+    (["-o", "notes.txt/sub"], "notes.txt is a file, not a directory"),
+    (["--state-dir", "notes.txt"], "--state-dir"),
+    (["--scratch-dir", "notes.txt"], "--scratch-dir"),
+    (["-o", "/proc/ukbuild-test"], "cannot create output directory /proc/ukbuild-test"),
+    (["--scratch-dir", "/proc/ukbuild-test"], "cannot create scratch directory"),
+    (["--depfile", "."], "--depfile .: is a directory"),
+    (["--depfile", "/proc/ukbuild-test.d"], "--depfile /proc/ukbuild-test.d: cannot write it"),
+])
+def test_unusable_places_are_refused_and_nothing_is_lost(
+    project: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    before = files_of(project.parent)
+    result = ukbuild("build", "-C", project, *args)
+    assert result.code == 2, result.out + result.err
+    assert message in result.err
+    assert "Traceback" not in result.err
+    after = files_of(project.parent)
+    assert {k: v for k, v in after.items() if k in before} == before  # every file as it was
+    assert not any(name.endswith(".tmp") for name in after)
+
+
+def test_an_override_tree_holding_the_outputs_is_refused(tmp_path: Path, cache_dir: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "ukbuild.toml").write_text(
+        '[project]\nname = "p"\n[package.lib]\nsource = { path = "src" }\nsteps = ["true"]\n'
+    )
+    result = ukbuild("build", "-C", tmp_path, "--override", f"lib={tmp_path}")
+    assert result.code == 2, result.err
+    assert "the output directory" in result.err and "inside it" in result.err
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "abc", "--jobs=-3"])
+def test_jobs_must_be_a_positive_number(project: Path, jobs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [jobs] if jobs.startswith("--") else ["-j", jobs]
+    assert ukbuild("build", "-C", project, *args).code == 2
+    assert "1 or more" in capsys.readouterr().err  # (argparse writes to sys.stderr)
+
+
+def test_a_bad_quota_is_named(project: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ukbuild("build", "-C", project).code == 0
+    monkeypatch.setenv("UKBUILD_CACHE_QUOTA", "bogus")
+    result = ukbuild("cache", "gc")
+    assert result.code == 2
+    assert "UKBUILD_CACHE_QUOTA: not a size: 'bogus'" in result.err
+
+
+def test_cache_commands_on_a_file_or_nothing(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for command in ("stats", "verify", "gc"):
+        on_file = ukbuild("cache", "--cache-dir", tmp_path / "file", command)
+        assert on_file.code == 2 and "is a file, not a directory" in on_file.err
+        missing = ukbuild("cache", "--cache-dir", tmp_path / "none", command)
+        assert missing.code == 0 and "no cache there yet" in missing.out
+    assert not (tmp_path / "none").exists()
+
+
+def test_gc_says_why_entries_stay(project: Path, cache_dir: Path) -> None:
+    assert ukbuild("build", "-C", project).code == 0
+    result = ukbuild("cache", "gc", "--max-size", "0")
+    assert result.code == 0
+    assert "entries used in the last 15 minutes are kept" in result.out
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_stops_the_build_as_ctrl_c_does(tmp_path: Path, cache_dir: Path, signum: int, code: int) -> None:
+    """`timeout`, make, CI runners and `docker stop` send SIGTERM: the command is killed, no
+    scratch dir is left, nothing is cached."""
+    (tmp_path / "ukbuild.toml").write_text(
+        '[project]\nname = "p"\n[action.s]\ncommand = ["sh", "-c", "echo $$ > ../pid; sleep 60; echo > x"]\n'
+        'outputs = ["x"]\n'
+    )
+    scratch = tmp_path / "scratch"
+    with subprocess.Popen([sys.executable, "-m", "ukbuild", "build", "-C", str(tmp_path), "--scratch-dir", str(scratch)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        pid_file = None
+        for _ in range(300):
+            pid_file = next(scratch.glob("*/pid"), None)
+            if pid_file is not None and pid_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        assert pid_file is not None, "the action never started"
+        command = int(pid_file.read_text())
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert "error: terminated" in err and "Traceback" not in err
+    with pytest.raises(ProcessLookupError):
+        os.kill(command, 0)
+    assert list(scratch.iterdir()) == []
+    assert not any((cache_dir / "ac").rglob("*"))
