@@ -26,7 +26,7 @@ from ._executor import Executor, LostOutput, Staging, action_env, output_entries
 from ._journal import FileDigests, KeyHistory, listing_signature, stat_key
 from ._reapi import ActionResult, Digest
 from ._store import Store
-from ._trees import DirEntry, merkle, scan, walk
+from ._trees import DirEntry, LinkEntry, link_leaves, merkle, scan, walk
 from .errors import BuildError, Cancelled, UkbuildError
 from .keys import KeyValue, _encode, _reject_floats, key_document
 from .model import (
@@ -185,9 +185,20 @@ class Scheduler:
         return found
 
     def _path_value(self, path: str) -> str:
+        """An input file's digest or a directory's tree.  An input that is a symlink counts as
+        what it points to (staged as a copy): both paths are tracked, so either changing is seen."""
         st = os.lstat(path)
         self.tracked.add(path)
         self._reading.append(path)
+        if stat_mod.S_ISLNK(st.st_mode):
+            real = os.path.realpath(path)
+            try:
+                st = os.stat(real)
+            except OSError as exc:
+                raise BuildError(f"input {path}: a symbolic link to {os.readlink(path)}, which is missing",
+                                 hint="restore what it points to, or remove the link", reason="missing-input") from exc
+            self.tracked.add(real)
+            self._reading.append(real)
         if stat_mod.S_ISDIR(st.st_mode):
             return "tree:" + str(self._tree(path))
         digest = self.digests(path, st)
@@ -206,7 +217,17 @@ class Scheduler:
                 if stat_mod.S_ISREG(st.st_mode):
                     seen[full] = stat_key(st)
             return known
-        root = merkle(scan(Path(path), self.digests, listing))[0]
+        entries = scan(Path(path), self.digests, listing)
+        for rel, entry in entries.items():
+            if isinstance(entry, LinkEntry) and link_leaves(rel, entry.target):
+                raise BuildError(
+                    f"{os.path.join(path, rel)}: a symbolic link to {entry.target}, outside {path}; an action "
+                    "would read whatever it points to, which is neither staged nor part of the key",
+                    hint="copy the file in, make the link point inside the directory, or declare what it "
+                    "points to as an input of its own",
+                    reason="link-leaves-input",
+                )
+        root = merkle(entries)[0]
         self.digests.remember_tree(path, signature, root, max((st.st_mtime for _, st in listing), default=0.0))
         return root
 

@@ -99,6 +99,53 @@ def test_gc_says_why_entries_stay(project: Path, cache_dir: Path) -> None:
     assert "entries used in the last 15 minutes are kept" in result.out
 
 
+class TestSymlinkedInputs:
+    """An input is keyed by what it stages: a symlink named as an input is what it points to;
+    a symlink inside an input directory must stay inside it."""
+
+    def test_a_named_symlink_is_followed_and_its_target_tracked(self, tmp_path: Path, cache_dir: Path) -> None:
+        target = tmp_path / "elsewhere"
+        target.write_text("v1\n")
+        root = tmp_path / "p"
+        root.mkdir()
+        (root / "flink").symlink_to(target)
+        (root / "ukbuild.toml").write_text(
+            '[project]\nname = "p"\n[action.b]\ncommand = ["sh", "-c", "test ! -L flink && cat flink > y"]\n'
+            'inputs = ["flink"]\noutputs = ["y"]\n'
+        )
+        for text in ("v1\n", "v2\n", "v3\n"):
+            target.write_text(text)
+            os.utime(target, (time.time() - 10, time.time() - 10 + len(text)))  # (a new stat each time)
+            result = ukbuild("build", "-C", root)
+            assert result.code == 0, result.err
+            assert (root / "out" / "y").read_text() == text
+
+    @pytest.mark.parametrize("link", ["/etc/hostname", "../../outside", "sub/../../outside"])
+    def test_a_link_leaving_an_input_directory_is_refused(self, tmp_path: Path, cache_dir: Path, link: str) -> None:
+        (tmp_path / "cfg" / "sub").mkdir(parents=True)
+        (tmp_path / "cfg" / "s").symlink_to(link)
+        (tmp_path / "ukbuild.toml").write_text(
+            '[project]\nname = "p"\n[action.a]\ncommand = ["sh", "-c", "cat cfg/s > x"]\ninputs = ["cfg/"]\n'
+            'outputs = ["x"]\n'
+        )
+        result = ukbuild("build", "-C", tmp_path)
+        assert result.code == 1
+        assert f"a symbolic link to {link}, outside" in result.err
+        assert "ukbuild.toml:3" in result.err
+
+    def test_a_link_inside_an_input_directory_is_kept(self, tmp_path: Path, cache_dir: Path) -> None:
+        (tmp_path / "cfg").mkdir()
+        (tmp_path / "cfg" / "t").write_text("in\n")
+        (tmp_path / "cfg" / "s").symlink_to("t")
+        (tmp_path / "ukbuild.toml").write_text(
+            '[project]\nname = "p"\n[action.a]\ncommand = ["sh", "-c", "test -L cfg/s && cat cfg/s > x"]\n'
+            'inputs = ["cfg/"]\noutputs = ["x"]\n'
+        )
+        result = ukbuild("build", "-C", tmp_path)
+        assert result.code == 0, result.err
+        assert (tmp_path / "out" / "x").read_text() == "in\n"
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_stops_the_build_as_ctrl_c_does(tmp_path: Path, cache_dir: Path, signum: int, code: int) -> None:
     """`timeout`, make, CI runners and `docker stop` send SIGTERM: the command is killed, no
