@@ -302,10 +302,6 @@ class Build:
         start = time.monotonic()
         session = _Session(self.project, self.options, self._bus, self.backends)
         try:
-            _make_directory("output directory", session.out_dir, "-o")
-            _make_directory("state directory", session.state_dir, "--state-dir (default: OUT/.ukbuild)")
-            _make_directory("scratch directory", scratch_root(self.options.scratch_dir),
-                            "--scratch-dir (default: $TMPDIR/ukbuild-UID)")
             return self._run(session, start)
         finally:
             session.close()
@@ -329,6 +325,10 @@ class Build:
                     "--sandbox: bubblewrap (bwrap) is not installed or cannot create namespaces here",
                     hint="apt-get install bubblewrap, or build without --sandbox", reason="no-sandbox",
                 )
+        _make_directory("output directory", session.out_dir, "-o")
+        _make_directory("state directory", session.state_dir, "--state-dir (default: OUT/.ukbuild)")
+        _make_directory("scratch directory", scratch_root(options.scratch_dir),
+                        "--scratch-dir (default: $TMPDIR/ukbuild-UID)")
         executor: Executor | RemoteExecutor = Executor(
             session.store, session.root,
             scratch_root=scratch_root(options.scratch_dir),
