@@ -41,6 +41,7 @@ from .model import (
     SourceInput,
     Toolchain,
 )
+from .toolchains import HOST_COMPILERS
 
 if TYPE_CHECKING:
     from .remote import RemoteTier
@@ -114,6 +115,7 @@ class Scheduler:
         self._trees: dict[tuple[int, str], tuple[ActionResult, Digest]] = {}
         #: Key documents not yet stored (stored on a miss, or when an action's key changes).
         self._pending: dict[str, bytes] = {}
+        self._unkeyed_programs: set[tuple[str, str]] = set()
 
     # --- keys ---------------------------------------------------------------
 
@@ -134,6 +136,7 @@ class Scheduler:
             elif isinstance(item, ExternalInput):
                 inputs[item.label] = self._path_value(os.path.normpath(item.path))
         self.reads[action.name] = reading
+        self._check_program(action)
         toolchain = self._toolchain_key(action.toolchain) if action.toolchain else None
         config: dict[str, KeyValue] = dict(action.config)
         if action.checks:
@@ -155,6 +158,20 @@ class Scheduler:
             toolchain=toolchain,
             salt=action.salt,
         )
+
+    def _check_program(self, action: Action) -> None:
+        """Warn (once per build and compiler) when an action runs a host compiler its toolchain
+        does not list: the compiler's version is not in the key, and without its path-mapping
+        wrapper the outputs embed the scratch path, so no two builds agree."""
+        toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
+        program = action.argv[0] if action.argv else ""
+        if (toolchain is None or toolchain.backend or program not in HOST_COMPILERS
+                or toolchain.tool(program) is not None or (toolchain.name, program) in self._unkeyed_programs):
+            return
+        self._unkeyed_programs.add((toolchain.name, program))
+        self.emit("warning", message=(
+            f"{action.name}: runs the compiler '{program}', which toolchain '{toolchain.name}' does not list: its "
+            "version is not in the key, and its outputs embed the scratch path; add it to the toolchain's tools"))
 
     def _toolchain_key(self, name: str) -> KeyValue:
         found = self._toolchain_keys.get(name)

@@ -173,3 +173,18 @@ def test_sigterm_stops_the_build_as_ctrl_c_does(tmp_path: Path, cache_dir: Path,
         os.kill(command, 0)
     assert list(scratch.iterdir()) == []
     assert not any((cache_dir / "ac").rglob("*"))
+
+
+def test_an_undeclared_compiler_is_named(tmp_path: Path, cache_dir: Path) -> None:
+    """Its version would not be keyed and its outputs would embed the scratch path."""
+    (tmp_path / "a.c").write_text("int x;\n")
+    (tmp_path / "ukbuild.toml").write_text(
+        '[project]\nname = "p"\n[toolchain.host]\ntools = ["sh"]\n'
+        + "".join(f'[action.{n}]\ncommand = ["cc", "-g", "-c", "a.c", "-o", "{n}.o"]\ninputs = ["a.c"]\n'
+                  f'outputs = ["{n}.o"]\n' for n in ("a", "b"))
+    )
+    result = ukbuild("build", "-C", tmp_path, "--json")
+    assert result.code == 0, result.err
+    warnings = [e["message"] for e in result.events() if e["event"] == "warning"]
+    assert len(warnings) == 1  # once per compiler, not per action
+    assert "runs the compiler 'cc', which toolchain 'host' does not list" in warnings[0]
