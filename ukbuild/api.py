@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from . import _incremental, _journal, _noop
+from . import _incremental, _journal, _noop, _outlock
 from ._cachedir import default_cache_dir
 from ._executor import Executor, LostOutput, scratch_root
 from ._graph import closure, order
@@ -195,6 +195,7 @@ class _Session:
         self.journal = _journal.Journal(self.state_dir / "journal")
         self.digests, self.history, self.versions = self.journal.digests, self.journal.history, self.journal.versions
         self._backends = backends
+        self.lock: int | None = None  # (held while the build writes: see _outlock)
         warn: Callable[[str], None] = lambda m: bus.emit("warning", message=m)
         if options.use_cache:
             self.cache_dir: Path | None = Path(options.cache_dir or default_cache_dir()).absolute()
@@ -210,6 +211,9 @@ class _Session:
             self.remote = open_remote(options.remote, warn=lambda m: bus.emit("warning", message=m))
 
     def close(self) -> None:
+        if self.lock is not None:
+            _outlock.release(self.lock)
+            self.lock = None
         if self.remote is not None:
             self.remote.close()
         self.store.close()
@@ -329,6 +333,8 @@ class Build:
         _make_directory("state directory", session.state_dir, "--state-dir (default: OUT/.ukbuild)")
         _make_directory("scratch directory", scratch_root(options.scratch_dir),
                         "--scratch-dir (default: $TMPDIR/ukbuild-UID)")
+        session.lock = _outlock.hold(str(session.state_dir), lambda: self._bus.emit(
+            "warning", message=f"another build is writing {session.out_dir}: waiting for it to finish"))
         executor: Executor | RemoteExecutor = Executor(
             session.store, session.root,
             scratch_root=scratch_root(options.scratch_dir),
