@@ -216,6 +216,10 @@ class Scheduler:
                                  hint="restore what it points to, or remove the link", reason="missing-input") from exc
             self.tracked.add(real)
             self._reading.append(real)
+        if not (stat_mod.S_ISDIR(st.st_mode) or stat_mod.S_ISREG(st.st_mode)):
+            raise BuildError(f"input {path}: not a regular file or directory (a named pipe, socket or device)",
+                             hint="inputs are files and directories; create that one at run time instead",
+                             reason="special-file")
         if stat_mod.S_ISDIR(st.st_mode):
             return "tree:" + str(self._tree(path))
         digest = self.digests(path, st)

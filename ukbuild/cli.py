@@ -16,7 +16,10 @@ TYPE_CHECKING = False  # typing and argparse are imported only when needed: ~10 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+    from pathlib import Path
     from typing import TextIO
+
+    from ._store import Store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -538,7 +541,7 @@ def _cache(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path  # noqa: PLC0415
 
     from ._cachedir import default_cache_dir  # noqa: PLC0415
-    from ._store import GC_GRACE_SECONDS, Store, parse_size  # noqa: PLC0415
+    from ._store import Store  # noqa: PLC0415
     from .errors import ConfigError  # noqa: PLC0415
 
     root = Path(args.cache_dir or default_cache_dir()).absolute()
@@ -548,7 +551,14 @@ def _cache(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not root.exists():  # (a Store would create one)
         out.write(f"cache {root}: there is no cache there yet\n")
         return 0
-    store = Store(root, warn=lambda m: print(f"warning: {m}", file=err))
+    with Store(root, warn=lambda m: print(f"warning: {m}", file=err)) as store:  # (closing drops a spill area)
+        return _cache_command(args, store, root, out)
+
+
+def _cache_command(args: argparse.Namespace, store: Store, root: Path, out: TextIO) -> int:
+    from ._store import GC_GRACE_SECONDS, parse_size  # noqa: PLC0415
+    from .errors import ConfigError  # noqa: PLC0415
+
     if args.cache_command == "stats":
         s = store.stats()
         out.write(f"cache: {root}\nblobs: {s.blobs} ({_human(s.blob_bytes)})\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.helpers import ukbuild
+from tests.core.helpers import ukbuild, ukbuild_process
 
 PROJECT = '[project]\nname = "p"\n[action.gen]\ncommand = ["sh", "-c", "mkdir -p src && echo g > src/gen.c"]\noutputs = ["src/"]\n'
 
@@ -188,3 +188,21 @@ def test_an_undeclared_compiler_is_named(tmp_path: Path, cache_dir: Path) -> Non
     warnings = [e["message"] for e in result.events() if e["event"] == "warning"]
     assert len(warnings) == 1  # once per compiler, not per action
     assert "runs the compiler 'cc', which toolchain 'host' does not list" in warnings[0]
+
+
+def test_special_files_are_refused_not_waited_on(tmp_path: Path, cache_dir: Path) -> None:
+    """A named pipe given as an input, or a socket an action leaves as an output, is an error
+    naming it; the build neither hangs nor stops caching the other actions."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "ukbuild.toml").write_text(
+        '[project]\nname = "p"\n[action.reads]\ncommand = ["sh", "-c", "echo > y"]\ninputs = ["fifo"]\noutputs = ["y"]\n'
+        '[action.sock]\ncommand = ["python3", "-c", "import socket; socket.socket(socket.AF_UNIX).bind(\'x\')"]\n'
+        'outputs = ["x"]\n[toolchain.host]\ntools = ["sh", "python3"]\n'
+        '[action.fine]\ncommand = ["sh", "-c", "echo > z"]\noutputs = ["z"]\n'
+    )
+    result = ukbuild_process("build", "-C", tmp_path, "-k", "-j1", timeout=60)
+    assert result.code == 1, result.err
+    assert "input " + str(tmp_path / "fifo") + ": not a regular file or directory" in result.err
+    assert "/x: not a regular file" in result.err  # the socket
+    assert "Traceback" not in result.err
+    assert len(list((cache_dir / "ac").rglob("*"))) >= 1  # `fine` was cached
