@@ -183,17 +183,18 @@ class Executor:
         if src.is_dir():
             for rel, st in walk(src):
                 self._copy_checked(src / rel, dest / rel, st, hashed, action)
-        else:
-            self._copy_checked(src, dest, os.lstat(src), hashed, action)
+        else:  # (a symlink: a copy of what it points to, as keyed)
+            self._copy_checked(src, dest, os.stat(src), hashed, action, follow=True)
 
-    def _copy_checked(self, src: Path, dest: Path, st: os.stat_result, hashed: Mapping[str, tuple[int, int, int, int]], action: Action) -> None:
+    def _copy_checked(self, src: Path, dest: Path, st: os.stat_result, hashed: Mapping[str, tuple[int, int, int, int]],
+                      action: Action, *, follow: bool = False) -> None:
         expected = hashed.get(str(src))
         if os.path.isdir(src) and not os.path.islink(src):
             dest.mkdir(parents=True, exist_ok=True)
             return
         _check_free(dest, action)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if os.path.islink(src):
+        if os.path.islink(src) and not follow:
             os.symlink(os.readlink(src), dest)
             return
         shutil.copyfile(src, dest)

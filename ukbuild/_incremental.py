@@ -122,7 +122,8 @@ def _load(state: str) -> dict | None:  # type: ignore[type-arg]
 
 
 class Fallback(Exception):
-    """The incremental path cannot finish (a settled result's bytes are gone): build in full."""
+    """The incremental path cannot finish (a settled result's bytes are gone, or another
+    build changed the output dir meanwhile): build in full.  The message says why."""
 
 
 class Rebuild:
@@ -264,17 +265,34 @@ class Rebuild:
         Raises :class:`Fallback` when a recorded result turned out to be unusable
         (nothing is recorded then, so the full path runs next).
         """
+        from . import _outlock  # noqa: PLC0415
+
+        start = time.monotonic()
+        self.bus.emit("build-started", project=self.data["name"], targets=self.targets, jobs=self.jobs,
+                      out_dir=self.data["out_dir"], cache_dir=str(self.store.root))
+        waited = []
+
+        def wait() -> None:
+            waited.append(True)
+            self.bus.emit("warning", message=f"another build is writing {self.data['out_dir']}: waiting for it")
+
+        lock = _outlock.hold(self.state, wait)
+        try:
+            if waited:  # it may have changed what this plan was made from
+                self.store.close()
+                raise Fallback(f"another build wrote {self.data['out_dir']} meanwhile")
+            return self._build(start)
+        finally:
+            _outlock.release(lock)
+
+    def _build(self, start: float) -> bool:
         from . import _journal  # noqa: PLC0415
         from ._executor import Executor, LostOutput, scratch_root  # noqa: PLC0415
         from ._materialize import materialize  # noqa: PLC0415
         from ._scheduler import Scheduler  # noqa: PLC0415
 
-        start = time.monotonic()
         data, state = self.data, self.state
         out_dir = data["out_dir"]
-        self.bus.emit("build-started", project=data["name"], targets=self.targets, jobs=self.jobs,
-                   out_dir=out_dir, cache_dir=str(self.store.root))
-        _noop.forget(state)
         if self.sandbox:
             from ._sandbox import bwrap_available  # noqa: PLC0415
 
@@ -318,7 +336,7 @@ class Rebuild:
             files = materialize(ready, self.store, Path(out_dir), digests, jobs=self.jobs)
             written = {name: {rel: str(d) for rel, d in placed.items()} for name, placed in files.items()}
         except LostOutput as exc:
-            raise Fallback(exc.producer) from exc
+            raise Fallback(f"the stored outputs of {exc.producer} are gone") from exc
         finally:
             executor.close()
             journal.save()
@@ -399,7 +417,7 @@ def from_cli(
         rebuild.cancel()
         raise
     except Fallback as exc:
-        print(f"warning: the stored outputs of {exc} are gone: building in full", file=err)
+        print(f"warning: {exc}: building in full", file=err)
         return None
     if not ok:
         return 1

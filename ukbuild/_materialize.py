@@ -8,7 +8,9 @@ few threads: decompression, hashing and writing release the GIL.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import posixpath
 import shutil
 import stat
 from collections.abc import Sequence
@@ -39,17 +41,25 @@ def materialize(
     placed: dict[str, dict[str, Digest]] = {}
     pending: list[tuple[str, str, FileEntry]] = []
     claimed = _Claims()
-    for name, result in results:
-        tops = [o.path for o in (*result.output_files, *result.output_directories, *result.output_symlinks)]
-        if any(claimed.overlaps(top) for top in tops):
-            _place(pending, root, store, digests, jobs)
-            pending, claimed = [], _Claims()
-        files = _prepare(name, result, store, root)
-        pending += [(name, rel, entry) for rel, entry in files.items()]
-        for top in tops:
-            claimed.add(top)
-        placed[name] = {rel: entry.digest for rel, entry in files.items()}
-    _place(pending, root, store, digests, jobs)
+    made: set[str] = set()
+    try:
+        os.makedirs(root, exist_ok=True)
+        for name, result in results:
+            tops = [o.path for o in (*result.output_files, *result.output_directories, *result.output_symlinks)]
+            if any(claimed.overlaps(top) for top in tops):
+                _place(pending, root, store, digests, jobs)
+                pending, claimed = [], _Claims()
+            files = _prepare(name, result, store, root, made)
+            pending += [(name, rel, entry) for rel, entry in files.items()]
+            for top in tops:
+                claimed.add(top)
+            placed[name] = {rel: entry.digest for rel, entry in files.items()}
+        _place(pending, root, store, digests, jobs)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise BuildError(f"cannot write the outputs into {out_dir}: {where}{exc.strerror}",
+                         hint="free space there, make it writable, or choose another output directory with -o",
+                         reason="output-dir") from exc
     return placed
 
 
@@ -74,27 +84,27 @@ def _ancestors(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _prepare(name: str, result: ActionResult, store: Store, root: str) -> dict[str, FileEntry]:
+def _prepare(name: str, result: ActionResult, store: Store, root: str, made: set[str]) -> dict[str, FileEntry]:
     """Prune stale files from the action's output directories, make its directories and
     symlinks; returns the files still to place."""
     entries = output_entries(result, store)
     if entries is None:
         raise LostOutput(name)
     for d in result.output_directories:
+        _make_dir(root, posixpath.dirname(d.path), made)  # (never prune through a symlink)
         _prune(os.path.join(root, d.path), {p[len(d.path) + 1 :] for p in entries if p.startswith(d.path + "/")})
     files: dict[str, FileEntry] = {}
-    made: set[str] = set()
     for rel, entry in sorted(entries.items()):
-        target = os.path.join(root, rel)
         if isinstance(entry, DirEntry):
-            _make_dir(target, made)
+            _make_dir(root, rel, made)
         elif isinstance(entry, LinkEntry):
-            _make_dir(os.path.dirname(target), made)
+            _make_dir(root, posixpath.dirname(rel), made)
+            target = os.path.join(root, rel)
             if not (os.path.islink(target) and os.readlink(target) == entry.target):
                 _clear(target)
                 os.symlink(entry.target, target)
         else:
-            _make_dir(os.path.dirname(target), made)
+            _make_dir(root, posixpath.dirname(rel), made)
             files[rel] = entry
     return files
 
@@ -130,21 +140,38 @@ def _place(files: list[tuple[str, str, FileEntry]], root: str, store: Store, dig
         place_all([*large, *small])
 
 
-def _make_dir(path: str, made: set[str]) -> None:
-    if path in made:
-        return
-    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
-        os.unlink(path)
-    try:
-        os.makedirs(path, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise BuildError(f"cannot create output directory {path}: a file is in the way", reason="bad-output-dir") from exc
-    made.add(path)
+def _make_dir(root: str, rel: str, made: set[str]) -> None:
+    """Make directory ``rel`` below ``root``, level by level, replacing what an earlier build
+    left in its place: a file, or a symlink, which would lead writes and pruning out of
+    ``root``."""
+    path = root
+    for part in rel.split("/") if rel else ():
+        path = os.path.join(path, part)
+        if path in made:
+            continue
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            os.mkdir(path)
+        else:
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(path)
+                os.mkdir(path)
+        made.add(path)
+
+
+def _temp_name(target: str) -> str:
+    """Where ``target`` is written before its rename: beside it, hidden, and within NAME_MAX
+    (a long name is shortened to a digest of itself)."""
+    base = os.path.basename(target)
+    if len(os.fsencode(base)) > 200:
+        base = hashlib.sha256(os.fsencode(base)).hexdigest()[:32]
+    return os.path.join(os.path.dirname(target), f".{base}.ukbuild-tmp")
 
 
 def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests: FileDigests) -> None:
     mode = 0o755 if entry.executable else 0o644
-    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.ukbuild-tmp")
+    tmp = _temp_name(target)
     try:
         st = os.lstat(target)
     except FileNotFoundError:

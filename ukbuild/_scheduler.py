@@ -26,7 +26,7 @@ from ._executor import Executor, LostOutput, Staging, action_env, output_entries
 from ._journal import FileDigests, KeyHistory, listing_signature, stat_key
 from ._reapi import ActionResult, Digest
 from ._store import Store
-from ._trees import DirEntry, merkle, scan, walk
+from ._trees import DirEntry, LinkEntry, link_leaves, merkle, scan, walk
 from .errors import BuildError, Cancelled, UkbuildError
 from .keys import KeyValue, _encode, _reject_floats, key_document
 from .model import (
@@ -41,6 +41,7 @@ from .model import (
     SourceInput,
     Toolchain,
 )
+from .toolchains import HOST_COMPILERS
 
 if TYPE_CHECKING:
     from .remote import RemoteTier
@@ -114,6 +115,7 @@ class Scheduler:
         self._trees: dict[tuple[int, str], tuple[ActionResult, Digest]] = {}
         #: Key documents not yet stored (stored on a miss, or when an action's key changes).
         self._pending: dict[str, bytes] = {}
+        self._unkeyed_programs: set[tuple[str, str]] = set()
 
     # --- keys ---------------------------------------------------------------
 
@@ -134,6 +136,7 @@ class Scheduler:
             elif isinstance(item, ExternalInput):
                 inputs[item.label] = self._path_value(os.path.normpath(item.path))
         self.reads[action.name] = reading
+        self._check_program(action)
         toolchain = self._toolchain_key(action.toolchain) if action.toolchain else None
         config: dict[str, KeyValue] = dict(action.config)
         if action.checks:
@@ -155,6 +158,20 @@ class Scheduler:
             toolchain=toolchain,
             salt=action.salt,
         )
+
+    def _check_program(self, action: Action) -> None:
+        """Warn (once per build and compiler) when an action runs a host compiler its toolchain
+        does not list: the compiler's version is not in the key, and without its path-mapping
+        wrapper the outputs embed the scratch path, so no two builds agree."""
+        toolchain = self.toolchains.get(action.toolchain) if action.toolchain else None
+        program = action.argv[0] if action.argv else ""
+        if (toolchain is None or toolchain.backend or program not in HOST_COMPILERS
+                or toolchain.tool(program) is not None or (toolchain.name, program) in self._unkeyed_programs):
+            return
+        self._unkeyed_programs.add((toolchain.name, program))
+        self.emit("warning", message=(
+            f"{action.name}: runs the compiler '{program}', which toolchain '{toolchain.name}' does not list: its "
+            "version is not in the key, and its outputs embed the scratch path; add it to the toolchain's tools"))
 
     def _toolchain_key(self, name: str) -> KeyValue:
         found = self._toolchain_keys.get(name)
@@ -185,9 +202,24 @@ class Scheduler:
         return found
 
     def _path_value(self, path: str) -> str:
+        """An input file's digest or a directory's tree.  An input that is a symlink counts as
+        what it points to (staged as a copy): both paths are tracked, so either changing is seen."""
         st = os.lstat(path)
         self.tracked.add(path)
         self._reading.append(path)
+        if stat_mod.S_ISLNK(st.st_mode):
+            real = os.path.realpath(path)
+            try:
+                st = os.stat(real)
+            except OSError as exc:
+                raise BuildError(f"input {path}: a symbolic link to {os.readlink(path)}, which is missing",
+                                 hint="restore what it points to, or remove the link", reason="missing-input") from exc
+            self.tracked.add(real)
+            self._reading.append(real)
+        if not (stat_mod.S_ISDIR(st.st_mode) or stat_mod.S_ISREG(st.st_mode)):
+            raise BuildError(f"input {path}: not a regular file or directory (a named pipe, socket or device)",
+                             hint="inputs are files and directories; create that one at run time instead",
+                             reason="special-file")
         if stat_mod.S_ISDIR(st.st_mode):
             return "tree:" + str(self._tree(path))
         digest = self.digests(path, st)
@@ -206,7 +238,17 @@ class Scheduler:
                 if stat_mod.S_ISREG(st.st_mode):
                     seen[full] = stat_key(st)
             return known
-        root = merkle(scan(Path(path), self.digests, listing))[0]
+        entries = scan(Path(path), self.digests, listing)
+        for rel, entry in entries.items():
+            if isinstance(entry, LinkEntry) and link_leaves(rel, entry.target):
+                raise BuildError(
+                    f"{os.path.join(path, rel)}: a symbolic link to {entry.target}, outside {path}; an action "
+                    "would read whatever it points to, which is neither staged nor part of the key",
+                    hint="copy the file in, make the link point inside the directory, or declare what it "
+                    "points to as an input of its own",
+                    reason="link-leaves-input",
+                )
+        root = merkle(entries)[0]
         self.digests.remember_tree(path, signature, root, max((st.st_mtime for _, st in listing), default=0.0))
         return root
 

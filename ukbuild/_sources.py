@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from ._reapi import Digest
 from ._store import CHUNK, Store
+from ._trees import climbs_out, link_leaves
 from .errors import SourceError
 from .model import ArchiveSource
 
@@ -209,12 +210,8 @@ def _check_link(name: str, target: str, symbolic: bool, strip: int, origin: str,
     pure = PurePosixPath(target)
     if pure.is_absolute():
         raise _unsafe(origin, raw, f"link to absolute path {target}")
-    base = PurePosixPath(name).parent if symbolic else PurePosixPath()
-    depth = 0
-    for part in (base / pure).parts if symbolic else pure.parts[strip:]:
-        depth += -1 if part == ".." else (0 if part == "." else 1)
-        if depth < 0:
-            raise _unsafe(origin, raw, f"link escapes the tree: {target}")
+    if link_leaves(name, target) if symbolic else climbs_out(pure.parts[strip:]):
+        raise _unsafe(origin, raw, f"link escapes the tree: {target}")
 
 
 def _unsafe(origin: str, member: str, why: str) -> SourceError:

@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat as stat_mod
 import tempfile
 import threading
 import time
@@ -33,7 +34,7 @@ from pathlib import Path
 import attrs
 
 from ._reapi import ActionResult, Digest, Tree, _field_bytes
-from .errors import StoreError
+from .errors import ConfigError, StoreError
 
 FORMAT = "ukbuild-cache 1"
 COMPRESS_MIN = 64 * 1024
@@ -244,13 +245,15 @@ class Store:
             return digest
         if self._spill is not None:
             return self._spill.put_file(path, digest)
+        src = _open_regular(path)  # (a file that cannot be read is the caller's error, not the cache's)
         try:
             fd, tmp = self._tempfile()
         except OSError as exc:
+            src.close()
             self._degrade(exc)
             return self.put_file(path, digest)
         try:
-            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+            with src, os.fdopen(fd, "wb") as dst:
                 size = os.fstat(src.fileno()).st_size
                 if size >= COMPRESS_MIN:
                     found = _copy_compressed(src, dst, size)
@@ -609,10 +612,31 @@ def _unsealed(data: bytes) -> ActionResult:
     return ActionResult.decode(data[:-SEAL_LEN])
 
 
+def _open_regular(path: Path):  # type: ignore[no-untyped-def]
+    """``path`` opened for reading if it is a regular file (never blocking on a FIFO), else
+    a StoreError saying what it is."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # (a socket)
+            raise StoreError(f"{path}: cannot read it: {exc.strerror}", reason="unreadable-file") from exc
+        fd = None
+    if fd is None or not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        raise StoreError(f"{path}: not a regular file; ukbuild stores regular files, symlinks and directories",
+                         hint="create it at run time instead, or leave it out of the outputs", reason="special-file")
+    return open(fd, "rb")  # noqa: SIM115 - the caller closes it
+
+
 def _default_quota(root: Path) -> int:
     env = os.environ.get("UKBUILD_CACHE_QUOTA")
     if env:
-        return parse_size(env)
+        try:
+            return parse_size(env)
+        except ValueError as exc:
+            raise ConfigError(f"UKBUILD_CACHE_QUOTA: {exc}", hint="set it to a size such as 20G, or unset it",
+                              reason="bad-value") from exc
     return min(10 << 30, shutil.disk_usage(root).total // 10)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import attrs
 
@@ -115,6 +115,22 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                 yield from recurse(item.path, rel + "/")
 
     yield from recurse(str(root), "")
+
+
+def climbs_out(parts: Iterable[str]) -> bool:
+    """Whether a relative path, followed part by part, goes above where it starts."""
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return True
+    return False
+
+
+def link_leaves(path: str, target: str) -> bool:
+    """Whether a symlink at ``path`` (relative to a tree's root) points outside the tree."""
+    pure = PurePosixPath(target)
+    return pure.is_absolute() or climbs_out((PurePosixPath(path).parent / pure).parts)
 
 
 def scan(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from . import _incremental, _journal, _noop
+from . import _incremental, _journal, _noop, _outlock
 from ._cachedir import default_cache_dir
 from ._executor import Executor, LostOutput, scratch_root
 from ._graph import closure, order
@@ -70,7 +70,7 @@ class BuildOptions:
     out_dir: Path | None = None
     cache_dir: Path | None = None
     use_cache: bool = True
-    jobs: int = attrs.field(factory=_jobs)
+    jobs: int = attrs.field(factory=_jobs, validator=attrs.validators.ge(1))
     keep_going: bool = False
     overrides: Mapping[str, str] = attrs.field(factory=dict)
     mirrors: tuple[str, ...] = ()
@@ -135,6 +135,35 @@ def _resolve_targets(project: Project, targets: Iterable[str]) -> list[str]:
     return list(resolved)
 
 
+def _check_directories(root: Path, out_dir: Path, state_dir: Path, scratch_dir: Path | None) -> None:
+    """Refuse, before anything is written, directories a build cannot use: a file in the
+    way, or an output directory holding the project (output directories are pruned of
+    what the build did not write, so the project's own files would go)."""
+    project = os.path.realpath(root)
+    out = os.path.realpath(out_dir)
+    if project == out or project.startswith(out.rstrip("/") + "/"):
+        raise ConfigError(
+            f"output directory {out_dir}: it holds the project ({root}), whose files outputs would replace",
+            hint="give the outputs a directory of their own, e.g. -o out (the default) or one outside the project",
+            reason="bad-directory",
+        )
+    for what, path in (("output directory", out_dir), ("--state-dir", state_dir), ("--scratch-dir", scratch_dir)):
+        for place in (path, *(path.parents if path is not None else ())):
+            if place is not None and os.path.lexists(place):
+                if not os.path.isdir(place):
+                    raise ConfigError(f"{what} {path}: {place} is a file, not a directory",
+                                      hint="name a directory (it is created if missing)", reason="bad-directory")
+                break
+
+
+def _make_directory(what: str, path: Path, option: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {what} {path}: {exc.strerror}",
+                          hint=f"name a directory this user can write with {option}", reason="bad-directory") from exc
+
+
 class _Session:
     """Store, journal and toolchains for one project and output dir."""
 
@@ -149,14 +178,24 @@ class _Session:
                 raise ConfigError(f"--override {name}={path}: no such directory or archive",
                                   hint="give the local source tree, or a source archive (e.g. Debian's orig tarball)",
                                   reason="bad-override")
+        out = os.path.realpath(options.out_dir or Path(project.root) / "out")
+        for name, path in options.overrides.items():
+            tree = os.path.realpath(path)
+            if os.path.isdir(tree) and (out == tree or out.startswith(tree.rstrip("/") + "/")):
+                raise ConfigError(f"--override {name}={path}: the output directory {out} is inside it, so every "
+                                  "build would change the tree it is keyed by",
+                                  hint="give the outputs a directory outside the override tree (-o)",
+                                  reason="bad-override")
         self.project = project
         self.options = options
         self.root = Path(project.root)
         self.out_dir = Path(options.out_dir or self.root / "out").absolute()
         self.state_dir = Path(_noop.state_dir(str(self.out_dir), str(options.state_dir) if options.state_dir else None))
+        _check_directories(self.root, self.out_dir, self.state_dir, options.scratch_dir)
         self.journal = _journal.Journal(self.state_dir / "journal")
         self.digests, self.history, self.versions = self.journal.digests, self.journal.history, self.journal.versions
         self._backends = backends
+        self.lock: int | None = None  # (held while the build writes: see _outlock)
         warn: Callable[[str], None] = lambda m: bus.emit("warning", message=m)
         if options.use_cache:
             self.cache_dir: Path | None = Path(options.cache_dir or default_cache_dir()).absolute()
@@ -172,6 +211,9 @@ class _Session:
             self.remote = open_remote(options.remote, warn=lambda m: bus.emit("warning", message=m))
 
     def close(self) -> None:
+        if self.lock is not None:
+            _outlock.release(self.lock)
+            self.lock = None
         if self.remote is not None:
             self.remote.close()
         self.store.close()
@@ -287,6 +329,12 @@ class Build:
                     "--sandbox: bubblewrap (bwrap) is not installed or cannot create namespaces here",
                     hint="apt-get install bubblewrap, or build without --sandbox", reason="no-sandbox",
                 )
+        _make_directory("output directory", session.out_dir, "-o")
+        _make_directory("state directory", session.state_dir, "--state-dir (default: OUT/.ukbuild)")
+        _make_directory("scratch directory", scratch_root(options.scratch_dir),
+                        "--scratch-dir (default: $TMPDIR/ukbuild-UID)")
+        session.lock = _outlock.hold(str(session.state_dir), lambda: self._bus.emit(
+            "warning", message=f"another build is writing {session.out_dir}: waiting for it to finish"))
         executor: Executor | RemoteExecutor = Executor(
             session.store, session.root,
             scratch_root=scratch_root(options.scratch_dir),

@@ -1,7 +1,8 @@
 """The ``ukbuild`` command: parse arguments, call the API, format what it returns.
 
 Exit codes: 0 success, 1 build failure, 2 configuration or usage error,
-130 interrupted, 141 standard output closed by its reader (as for SIGPIPE).
+130 interrupted, 143 (129) terminated by SIGTERM (SIGHUP), 141 standard output
+closed by its reader (as for SIGPIPE).
 Known errors print ``error: …`` with detail and hint; only bugs show a
 traceback.
 """
@@ -15,7 +16,10 @@ TYPE_CHECKING = False  # typing and argparse are imported only when needed: ~10 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+    from pathlib import Path
     from typing import TextIO
+
+    from ._store import Store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build targets (default: the project's defaults)")
     project_args(b)
     b.add_argument("targets", nargs="*", metavar="TARGET")
-    b.add_argument("-j", "--jobs", type=int, help="parallel actions (default: cores; max(32, 8 x cores) with --remote-executor)")
+    b.add_argument("-j", "--jobs", type=_jobs, help="parallel actions (default: cores; max(32, 8 x cores) with --remote-executor)")
     b.add_argument("-k", "--keep-going", action="store_true", help="go on with independent actions after a failure")
     b.add_argument("--json", action="store_true", help="write newline-delimited JSON events to stdout")
     b.add_argument("--no-cache", action="store_true", help="neither read nor write the artefact cache")
@@ -96,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     v = csub.add_parser("verify", help="check every entry; non-zero exit if anything is wrong")
     v.add_argument("--repair", action="store_true", help="remove what is broken so the next build rebuilds it")
     return parser
+
+
+def _jobs(text: str) -> int:
+    """``-j``'s value: a whole number of parallel actions, at least 1."""
+    import argparse  # noqa: PLC0415
+
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of parallel actions, 1 or more")
+    return int(text)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -185,7 +198,7 @@ def _build_args(argv: list[str]) -> argparse.Namespace | None:
         if value.startswith("-") or (name.startswith("--") and eq and not value):
             return None
         if dest == "jobs":
-            if not value.isdigit() or not value.isascii():
+            if not value.isdigit() or not value.isascii() or int(value) < 1:
                 return None
             values[dest] = int(value)
         else:
@@ -249,9 +262,23 @@ def _full(args: argparse.Namespace, out: TextIO, err: TextIO, body: Callable[[],
         if exc.hint:
             print(f"hint: {exc.hint}", file=err)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=err)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, _Terminated) else 2
+        print(f"error: {'interrupted' if signum == 2 else 'terminated'}", file=err)
+        return 128 + signum
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (``timeout``, ``make``, a CI runner, ``docker stop``, a closed
+    terminal): the build stops as on Ctrl-C — commands killed, nothing partial kept."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
 
 
 def run() -> None:
@@ -264,8 +291,12 @@ def run() -> None:
     of a build.
     """
     import gc  # noqa: PLC0415
+    import signal  # noqa: PLC0415
 
     gc.set_threshold(20_000, 10, 10)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_DFL:  # (nohup's ignored SIGHUP stays ignored)
+            signal.signal(signum, _terminate)
     try:
         code, fast = _main(None, sys.stdout, sys.stderr)
         sys.stdout.flush()
@@ -282,7 +313,7 @@ def run() -> None:
 def _fast_noop(args: argparse.Namespace, out: TextIO, err: TextIO) -> int | None:
     """Answer an unchanged rebuild from the recorded state, importing nothing heavy
     (or, when only some actions' inputs changed, rebuild just what they reach)."""
-    if args.no_cache or args.remote_push or (args.depfile and not os.path.exists(args.depfile)):
+    if args.no_cache or args.remote_push or (args.depfile and not os.path.isfile(args.depfile)):
         return None
     from . import _noop  # noqa: PLC0415
 
@@ -366,6 +397,11 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.flush()
 
         return api.run(project, args.target, args.args, options, drives=args.drive, console=show).status
+    if args.depfile and os.path.isdir(args.depfile):
+        from .errors import ConfigError  # noqa: PLC0415
+
+        raise ConfigError(f"--depfile {args.depfile}: is a directory", hint="name the file to write, e.g. out.d",
+                          reason="bad-value")
     build = api.Build(project, args.targets, options)
     from ._progress import attach  # noqa: PLC0415
 
@@ -410,14 +446,21 @@ def _remote(args: argparse.Namespace, url: str | None, *, push: bool):  # type: 
 
 def _write_depfile(path, target, inputs) -> None:  # type: ignore[no-untyped-def]
     """``target: input …`` in Make syntax, paths relative to the current directory."""
+    from .errors import ConfigError  # noqa: PLC0415
 
     def escape(p: str) -> str:
         return os.path.relpath(p).replace("$", "$$").replace(" ", "\\ ").replace("#", "\\#")
 
     lines = [f"{escape(str(target))}:"] + [f" {escape(i)}" for i in inputs]
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(" \\\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(" \\\n".join(lines) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise ConfigError(f"--depfile {path}: cannot write it: {exc.strerror}",
+                          hint="name a file in a directory this user can write", reason="bad-value") from exc
 
 
 def _graph(project, targets: list[str], out: TextIO) -> int:  # type: ignore[no-untyped-def]
@@ -498,11 +541,24 @@ def _cache(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path  # noqa: PLC0415
 
     from ._cachedir import default_cache_dir  # noqa: PLC0415
-    from ._store import Store, parse_size  # noqa: PLC0415
+    from ._store import Store  # noqa: PLC0415
     from .errors import ConfigError  # noqa: PLC0415
 
     root = Path(args.cache_dir or default_cache_dir()).absolute()
-    store = Store(root, warn=lambda m: print(f"warning: {m}", file=err))
+    if os.path.lexists(root) and not root.is_dir():
+        raise ConfigError(f"cache {root}: is a file, not a directory",
+                          hint="point --cache-dir or UKBUILD_CACHE_DIR at the cache's directory", reason="bad-directory")
+    if not root.exists():  # (a Store would create one)
+        out.write(f"cache {root}: there is no cache there yet\n")
+        return 0
+    with Store(root, warn=lambda m: print(f"warning: {m}", file=err)) as store:  # (closing drops a spill area)
+        return _cache_command(args, store, root, out)
+
+
+def _cache_command(args: argparse.Namespace, store: Store, root: Path, out: TextIO) -> int:
+    from ._store import GC_GRACE_SECONDS, parse_size  # noqa: PLC0415
+    from .errors import ConfigError  # noqa: PLC0415
+
     if args.cache_command == "stats":
         s = store.stats()
         out.write(f"cache: {root}\nblobs: {s.blobs} ({_human(s.blob_bytes)})\n"
@@ -518,6 +574,10 @@ def _cache(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write("another process is collecting garbage; skipped\n")
         else:
             out.write(f"removed {done[0]} entries, freed {_human(done[1])}\n")
+            left = store.stats()
+            if target is not None and left.blob_bytes + left.action_bytes > target:
+                out.write(f"{_human(left.blob_bytes + left.action_bytes)} left: entries used in the last "
+                          f"{GC_GRACE_SECONDS // 60} minutes are kept, as running builds may need them\n")
         return 0
     problems = store.verify(repair=args.repair)
     for problem in problems:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import cache_listing, ukbuild, ukbuild_process
+from ukbuild._store import Store
 
 GOOD_ACTION = '[action.a]\ncommand = ["sh", "-c", "echo a > a.txt"]\noutputs = ["a.txt"]\n'
 
@@ -62,7 +63,7 @@ def test_bad_project(case: str, tmp_path: Path) -> None:
     project.mkdir()
     (project / "ukbuild.toml").write_text(text)
     cache = tmp_path / "cache"
-    ukbuild_process("cache", "--cache-dir", cache, "stats")  # an existing, initialised cache
+    Store(cache)  # an existing, initialised cache
     before = cache_listing(cache)
     result = ukbuild_process("build", "-C", project, "--cache-dir", cache)
     assert result.code == code, result.err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,67 @@ def test_outputs_lost_again_after_the_rebuild_are_a_clear_error(tmp_path: Path, 
     assert result.code != 0
     assert "a: its stored outputs keep disappearing" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_symlink_left_by_an_earlier_build_does_not_lead_writes_outside(tmp_path: Path) -> None:
+    """Build 1 outputs a symlink `data` to a directory outside; build 2 outputs `data/sub/`:
+    the link is replaced by a directory, and nothing outside the output dir is pruned or written."""
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "sub" / "precious.txt").write_text("mine\n")
+    project = tmp_path / "p"
+    project.mkdir()
+    toml = '[project]\nname = "p"\n[action.a]\ncommand = ["sh", "-c", "{}"]\noutputs = ["{}"]\n'
+    args = ("build", "-C", project, "--cache-dir", tmp_path / "cache")
+    (project / "ukbuild.toml").write_text(toml.format(f"ln -s {victim} data", "data"))
+    assert ukbuild(*args).code == 0
+    assert (project / "out" / "data").is_symlink()
+    (project / "ukbuild.toml").write_text(toml.format("mkdir -p data/sub && echo gen > data/sub/gen.txt", "data/sub/"))
+    result = ukbuild(*args)
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in (victim / "sub").iterdir()) == ["precious.txt"]
+    assert not (project / "out" / "data").is_symlink()
+    assert (project / "out" / "data" / "sub" / "gen.txt").read_text() == "gen\n"
+
+
+def test_a_name_near_name_max_is_placed(tmp_path: Path) -> None:
+    """The temp name beside it must fit NAME_MAX too (it added 13 characters)."""
+    name = "n" * 250
+    (tmp_path / "ukbuild.toml").write_text(
+        f'[project]\nname = "p"\n[action.a]\ncommand = ["sh", "-c", "echo x > {name}"]\noutputs = ["{name}"]\n'
+    )
+    result = ukbuild("build", "-C", tmp_path, "--cache-dir", tmp_path / "cache")
+    assert result.code == 0, result.err
+    assert (tmp_path / "out" / name).read_text() == "x\n"
+
+
+def test_an_unwritable_output_dir_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "ukbuild.toml").write_text(
+        '[project]\nname = "p"\n[action.a]\ncommand = ["sh", "-c", "echo x > x"]\noutputs = ["x"]\n'
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    if subprocess.run(["chattr", "+i", str(out)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not supported on this file system")
+    try:
+        result = ukbuild("build", "-C", tmp_path, "--cache-dir", tmp_path / "cache", "--state-dir", tmp_path / "state")
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], check=True)
+    assert result.code == 1
+    assert f"cannot write the outputs into {out}" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_two_builds_into_one_output_dir_take_turns(tmp_path: Path) -> None:
+    """The second waits for the first (they would remove each other's temp files)."""
+    (tmp_path / "ukbuild.toml").write_text(
+        '[project]\nname = "p"\n[action.big]\ncommand = ["sh", "-c", "sleep 1; head -c 30000000 /dev/zero > big"]\n'
+        'outputs = ["big"]\n'
+    )
+    argv = [sys.executable, "-m", "ukbuild", "build", "-C", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert [code for _, _, code in results] == [0, 0], results
+    assert any("another build is writing" in err for _, err, _ in results)
+    assert (tmp_path / "out" / "big").stat().st_size == 30_000_000
+    assert not any(p.name.endswith(".ukbuild-tmp") for p in (tmp_path / "out").iterdir())
