@@ -484,8 +484,9 @@ class _Loader:
         if "foreach" in table:
             pattern = self.relpath(self.string(table["foreach"], path + ("foreach",)), path + ("foreach",))
             matches = sorted(glob.glob(pattern, root_dir=self.root, recursive=True))
-            self.graph_dirs.update(str(self.root / os.path.dirname(m)) for m in matches)
-            self.graph_dirs.add(str(self.root / _glob_base(pattern)))
+            # Every directory the glob reads, matches or not: a file added to any of them changes
+            # its mtime, which the no-op check sees (and the incremental path, as a project change).
+            self.graph_dirs.update(os.path.normpath(self.root / d) for d in _glob_dirs(pattern, self.root_str))
             if not matches:
                 raise self.error(path + ("foreach",), f"{pattern!r} matches no file", hint="check the pattern against the project tree", reason="bad-value")
             expansions = [(f"{name}[{subst['stem']}]", subst) for subst in map(_placeholders, matches)]
@@ -674,13 +675,24 @@ def _placeholders(match: str) -> dict[str, str]:
     return {"in": match, "stem": stem, "name": name, "dir": parent or "."}
 
 
-def _glob_base(pattern: str) -> str:
-    parts = []
-    for part in PurePosixPath(pattern).parts:
-        if any(c in part for c in "*?["):
-            break
-        parts.append(part)
-    return "/".join(parts[:-1] if len(parts) == len(PurePosixPath(pattern).parts) else parts)
+def _glob_dirs(pattern: str, root: str) -> set[str]:
+    """The directories (relative to ``root``) that ``glob(pattern, recursive=True)`` reads.
+
+    A match can only appear as a new entry of one of them: the directory named by the
+    pattern's literal leading part (its base), and each directory below it that matches
+    a longer prefix of the pattern (for ``src/**/*.c``: ``src`` and every directory under it,
+    ``src/sub`` too though it holds no ``.c`` file yet).
+    """
+    parts = pattern.rstrip("/").split("/")
+    literal = 0
+    while literal < len(parts) - 1 and not glob.has_magic(parts[literal]):
+        literal += 1
+    # Prefixes with a wildcard, and a final "**" (which walks every directory below it).
+    ends = range(literal + 1, len(parts) + (parts[-1] == "**"))
+    dirs = {"/".join(parts[:literal]) or "."}
+    for end in ends:
+        dirs.update(d.rstrip("/") for d in glob.glob("/".join(parts[:end]) + "/", root_dir=root, recursive=True))
+    return dirs
 
 
 def _kind(value: object) -> str:

@@ -98,6 +98,32 @@ class TestRebuilds:
         assert result.out.startswith("link: depends on compile[util], which must run first")
 
 
+    @pytest.mark.parametrize(("pattern", "first", "new"), [
+        ("src/**/*.c", ["src/main.c", "src/sub/util.h"], "src/sub/util.c"),
+        ("src/*/x/*.c", ["src/a/x/one.c", "src/b/readme"], "src/b/x/two.c"),
+    ])
+    def test_new_file_where_the_glob_had_no_match_is_found(
+        self, tmp_path: Path, cache_dir: Path, pattern: str, first: list[str], new: str
+    ) -> None:
+        """A foreach match appearing in a directory that held none (or in a directory that did not
+        exist) is not answered "up to date": every directory the glob walks is watched."""
+        project = tmp_path / "p"
+        for rel in first:
+            (project / rel).parent.mkdir(parents=True, exist_ok=True)
+            (project / rel).write_text(rel)
+        (project / "ukbuild.toml").write_text(
+            f'[project]\nname = "p"\n[action.c]\nforeach = "{pattern}"\n'
+            'command = ["sh", "-c", "mkdir -p obj && cat {in} > obj/{stem}.o"]\n'
+            'inputs = ["{in}"]\noutputs = ["obj/{stem}.o"]\n')
+        build(project)
+        assert "up to date" in ukbuild("build", "-C", project).out
+        (project / new).parent.mkdir(parents=True, exist_ok=True)
+        (project / new).write_text(new)
+        stem = Path(new).stem
+        assert build(project).executed() == [f"c[{stem}]"]
+        assert (project / "out" / "obj" / f"{stem}.o").read_text() == new
+
+
 class TestPaths:
     def test_two_checkouts_share_keys_and_cache(self, example: Path, cache_dir: Path, tmp_path: Path) -> None:
         """A checkout at another path computes identical keys and executes nothing."""
