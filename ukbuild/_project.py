@@ -490,6 +490,16 @@ class _Loader:
             if not matches:
                 raise self.error(path + ("foreach",), f"{pattern!r} matches no file", hint="check the pattern against the project tree", reason="bad-value")
             expansions = [(f"{name}[{subst['stem']}]", subst) for subst in map(_placeholders, matches)]
+            seen: dict[str, str] = {}
+            for action_name, subst in expansions:
+                other = seen.setdefault(action_name, subst["in"])
+                if other != subst["in"]:
+                    raise self.error(
+                        path + ("foreach",), f"{other!r} and {subst['in']!r} would both be action '{action_name}'",
+                        hint=f"each match becomes {name}[STEM]: rename one of the files, or split the action into"
+                        f" one per directory with narrower globs (e.g. foreach = \"{_placeholders(other)['dir']}/{pattern.rstrip('/').rpartition('/')[2]}\")",
+                        reason="duplicate-name",
+                    )
         result = []
         for action_name, subst in expansions:
             def fill(text: str, field: str, subst: dict[str, str] = subst) -> str:

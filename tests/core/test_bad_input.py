@@ -52,6 +52,17 @@ CASES = {
         '[action.a]\ncommand = ["true"]\noutputs = ["a"]\n',
         2, r"ukbuild\.toml: project: missing required field 'name'", "add name",
     ),
+    "foreach-same-stem": (
+        '[project]\nname = "p"\n[action.compile]\nforeach = "src/**/*.c"\ncommand = ["cp", "{in}", "obj/{stem}.o"]\n'
+        'inputs = ["{in}"]\noutputs = ["obj/{stem}.o"]\n',
+        2, r"ukbuild\.toml:4: action\.compile\.foreach: 'src/x/util\.c' and 'src/y/util\.c' would both be action "
+        r"'compile\[util\]'", r'rename one of the files, or split .* foreach = "src/x/\*\.c"',
+    ),
+}
+
+#: Project files besides ukbuild.toml that a case needs (relative path → content).
+FILES = {
+    "foreach-same-stem": {"src/x/util.c": "int x;\n", "src/y/util.c": "int y;\n"},
 }
 
 
@@ -61,6 +72,9 @@ def test_bad_project(case: str, tmp_path: Path) -> None:
     project = tmp_path / "p"
     project.mkdir()
     (project / "ukbuild.toml").write_text(text)
+    for rel, content in FILES.get(case, {}).items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(content)
     cache = tmp_path / "cache"
     ukbuild_process("cache", "--cache-dir", cache, "stats")  # an existing, initialised cache
     before = cache_listing(cache)
