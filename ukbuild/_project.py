@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._graph import check_graph
+from ._graph import check_graph, closure
 from ._origins import Origins, read_toml
 from .errors import ConfigError
 from .model import (
@@ -206,9 +206,11 @@ class _Loader:
         actions: dict[str, Action] = {}
         groups: dict[str, list[str]] = {}
         raw_actions = data.get("action", {})
+        tables: dict[str, str] = {}  # action → the [action.NAME] table it comes from
         for action_name, body in self.table(raw_actions, ("action",), set(raw_actions or ())).items():
             for action in self.actions(action_name, body, toolchains):
                 actions[action.name] = action
+                tables[action.name] = action_name
                 groups.setdefault(action_name, []).append(action.name)
         packages = [self.retargeted(pkg, toolchains, retarget) for pkg in packages_by_name.values()]
         for pkg in packages:
@@ -271,6 +273,7 @@ class _Loader:
             images[image_name] = image
         actions = {n: self.resolve_deps(a, groups) for n, a in actions.items()}
         check_graph(actions)
+        self.check_outputs(actions, tables)
         default = self.strings(meta.get("default", []), ("project", "default"))
         for target in default:
             if target not in groups:
@@ -286,6 +289,51 @@ class _Loader:
             unikernels=unikernels,
             images=images,
         )
+
+    def check_outputs(self, actions: Mapping[str, Action], tables: Mapping[str, str]) -> None:
+        """No two actions write the same output path, or one inside the other's output directory:
+        which one's file ended up in OUT would depend on the order of the targets.
+
+        Except when one depends on the other (it passes on or adds to what it staged, as a
+        backend's verify step re-declares the kernel it checked) or both are the same step
+        (same command, inputs and environment, so the same key and bytes: two unikernels pulling
+        the same duniverse entry)."""
+        owners: dict[str, str] = {}
+        for action in actions.values():
+            for out in action.outputs:
+                owners.setdefault(out.rstrip("/"), action.name)
+        reached: dict[str, set[str]] = {}
+
+        def related(a: str, b: str) -> bool:
+            for x, y in ((a, b), (b, a)):
+                if x not in reached:
+                    reached[x] = closure(actions, [x])
+                if y in reached[x]:
+                    return True
+            return False
+
+        for action in actions.values():
+            for out in action.outputs:
+                rel = out.rstrip("/")
+                parts = rel.split("/")
+                for end in range(len(parts), 0, -1):  # the path itself, then each directory holding it
+                    where = "/".join(parts[:end])
+                    other = owners.get(where)
+                    if other is None or other == action.name or related(action.name, other):
+                        continue
+                    if attrs.evolve(actions[other], name=action.name) == action:
+                        continue
+                    theirs = next(o for o in actions[other].outputs if o.rstrip("/") == where)
+                    what = (f"{out!r} is also an output of action '{other}'" if where == rel
+                            else f"{out!r} lies inside {theirs!r}, an output of action '{other}'")
+                    hint = (f"give each action its own output paths, or make '{action.name}' depend on '{other}'"
+                            " if it is meant to replace or add to that output (otherwise which one ends up in"
+                            " the output directory depends on the order of the targets)")
+                    if action.name in tables:
+                        raise self.error(("action", tables[action.name], "outputs"),
+                                         f"{what} ({actions[other].origin})", hint=hint, reason="output-conflict")
+                    raise ConfigError(f"{action.origin}: {action.name}: outputs: {what} ({actions[other].origin})",
+                                      hint=hint, reason="output-conflict")
 
     def library(self, data: Mapping[str, object], meta: Mapping[str, object]) -> tuple[dict[str, ToolchainSpec], dict[str, Package]]:
         """This file's toolchains and packages, after those of the recipe files it includes."""
@@ -709,3 +757,4 @@ def _kind(value: object) -> str:
     return {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "a list", dict: "a table"}.get(
         type(value), type(value).__name__
     )
+

@@ -58,6 +58,17 @@ CASES = {
         2, r"ukbuild\.toml:4: action\.compile\.foreach: 'src/x/util\.c' and 'src/y/util\.c' would both be action "
         r"'compile\[util\]'", r'rename one of the files, or split .* foreach = "src/x/\*\.c"',
     ),
+    "same-output": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["sh", "-c", "echo b > a.txt"]\noutputs = ["a.txt"]\n',
+        2, r"ukbuild\.toml:8: action\.b\.outputs: 'a\.txt' is also an output of action 'a' \(.*ukbuild\.toml:3\)",
+        "give each action its own output paths, or make 'b' depend on 'a'",
+    ),
+    "output-inside-another": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["mkdir", "d"]\noutputs = ["d/"]\n'
+        '[action.b]\ncommand = ["sh", "-c", "mkdir d && echo b > d/x"]\noutputs = ["d/x"]\n',
+        2, r"ukbuild\.toml:8: action\.b\.outputs: 'd/x' lies inside 'd/', an output of action 'a'",
+        "its own output paths",
+    ),
 }
 
 #: Project files besides ukbuild.toml that a case needs (relative path → content).
