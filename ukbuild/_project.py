@@ -54,6 +54,16 @@ _ACTION = {"command", "outputs", "inputs", "deps", "env", "toolchain", "workdir"
 _PACKAGE = {"version", "source", "depends", "toolchain", "steps", "env", "configure_answers", "stubs", "targets", "native"}
 _NATIVE = {"steps", "env", "toolchain"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: What the executor sets after an action's own env (so a value given there would be ignored), and
+#: what to do instead.  LC_ALL, TZ and SOURCE_DATE_EPOCH have defaults an action may change.
+_SET_BY_UKBUILD = {
+    "PATH": "it is the toolchain's search path: list the programs in [toolchain.NAME] tools, or call"
+            " a program by its path in the command",
+    "HOME": "each action gets its own empty HOME in its scratch dir; remove it (a command can"
+            " write what a tool expects there, or pass the tool an option)",
+    "TMPDIR": "each action gets its own empty TMPDIR in its scratch dir; remove it",
+    "UKBUILD_WORK": "it is the scratch root the action runs in; remove it",
+}
 _ARCHIVE = {"url", "sha256", "strip", "patches"}
 _LOCAL = {"path", "patches"}
 _DEP = {"action", "at", "path"}
@@ -625,6 +635,9 @@ class _Loader:
             raise self.error(path, f"expected a table of strings, got {_kind(value)}", hint=example, reason="bad-value")
         for key, item in value.items():
             self.string(item, path + (key,))
+            if key in _SET_BY_UKBUILD:
+                raise self.error(path + (key,), f"{key} is set by ukbuild for every action and cannot be changed",
+                                 hint=_SET_BY_UKBUILD[key], reason="reserved-env")
         return dict(value)
 
     def package(self, name: str, body: object, toolchains: Mapping[str, object]) -> Package:

@@ -69,11 +69,29 @@ CASES = {
         2, r"ukbuild\.toml:8: action\.b\.outputs: 'd/x' lies inside 'd/', an output of action 'a'",
         "its own output paths",
     ),
+    "env-set-by-ukbuild": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\n'
+        'env = { TZ = "Europe/Paris", PATH = "/opt/bin:/usr/bin" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env\.PATH: PATH is set by ukbuild for every action and cannot be changed",
+        r"\[toolchain\.NAME\] tools",
+    ),
+    "package-env-set-by-ukbuild": (
+        '[project]\nname = "p"\n[package.z]\nsource = { path = "z" }\nsteps = ["true"]\n'
+        '[package.z.env]\nHOME = "/home/me"\n',
+        2, r"ukbuild\.toml:7: package\.z\.env\.HOME: HOME is set by ukbuild", "its own empty HOME",
+    ),
+    "native-env-set-by-ukbuild": (
+        '[project]\nname = "p"\n[package.z]\nsource = { path = "z" }\nsteps = ["true"]\n'
+        'native = { steps = ["true"], env = { TMPDIR = "/var/tmp" } }\n',
+        2, r"ukbuild\.toml:6: package\.z\.native\.env\.TMPDIR: TMPDIR is set by ukbuild", "its own empty TMPDIR",
+    ),
 }
 
 #: Project files besides ukbuild.toml that a case needs (relative path → content).
 FILES = {
     "foreach-same-stem": {"src/x/util.c": "int x;\n", "src/y/util.c": "int y;\n"},
+    "package-env-set-by-ukbuild": {"z/README": "z\n"},
+    "native-env-set-by-ukbuild": {"z/README": "z\n"},
 }
 
 
