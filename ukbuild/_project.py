@@ -162,6 +162,8 @@ class _Loader:
     def string(self, value: object, path: tuple[str, ...]) -> str:
         if not isinstance(value, str):
             raise self.error(path, f"expected a string, got {_kind(value)}", hint='quote it: "…"', reason="bad-value")
+        if "\0" in value:
+            raise self.nul(path, value)
         return value
 
     def strings(self, value: object, path: tuple[str, ...]) -> list[str]:
@@ -170,7 +172,17 @@ class _Loader:
                 path, f"expected a list of strings, got {_kind(value)}",
                 hint='write it as ["a", "b"]', reason="bad-value",
             )
+        for item in value:
+            if "\0" in item:
+                raise self.nul(path, item)
         return list(value)
+
+    def nul(self, path: tuple[str, ...], value: str) -> ConfigError:
+        """Commands, paths and the environment are C strings: a NUL would end them early
+        (and the kernel refuses them)."""
+        return self.error(path, f"{value!r} contains a NUL character",
+                          hint="remove the \\u0000: program arguments, paths and environment variables cannot hold one",
+                          reason="bad-value")
 
     def required(self, table: Mapping[str, object], key: str, path: tuple[str, ...]) -> object:
         if key not in table:
@@ -634,6 +646,9 @@ class _Loader:
         if not isinstance(value, dict):
             raise self.error(path, f"expected a table of strings, got {_kind(value)}", hint=example, reason="bad-value")
         for key, item in value.items():
+            if not key or "=" in key or "\0" in key:
+                raise self.error(path, f"{key!r} is not an environment variable name",
+                                 hint="a name is not empty and holds no '=' or NUL (e.g. CFLAGS)", reason="bad-value")
             self.string(item, path + (key,))
             if key in _SET_BY_UKBUILD:
                 raise self.error(path + (key,), f"{key} is set by ukbuild for every action and cannot be changed",

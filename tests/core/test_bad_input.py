@@ -85,6 +85,30 @@ CASES = {
         'native = { steps = ["true"], env = { TMPDIR = "/var/tmp" } }\n',
         2, r"ukbuild\.toml:6: package\.z\.native\.env\.TMPDIR: TMPDIR is set by ukbuild", "its own empty TMPDIR",
     ),
+    "nul-in-command": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["sh", "-c", "echo \\u0000"]\noutputs = ["a"]\n',
+        2, r"ukbuild\.toml:4: action\.a\.command: 'echo \\x00' contains a NUL character", "remove the",
+    ),
+    "nul-in-env-value": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\nenv = { A = "a\\u0000b" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env\.A: 'a\\x00b' contains a NUL character", "cannot hold one",
+    ),
+    "nul-in-package-step": (
+        '[project]\nname = "p"\n[package.z]\nsource = { path = "z" }\nsteps = ["make\\u0000"]\n',
+        2, r"ukbuild\.toml:5: package\.z\.steps: 'make\\x00' contains a NUL character", "cannot hold one",
+    ),
+    "env-name-with-equals": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\nenv = { "A=B" = "c" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env: 'A=B' is not an environment variable name", "no '=' or NUL",
+    ),
+    "env-name-empty": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\nenv = { "" = "c" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env: '' is not an environment variable name", "not empty",
+    ),
+    "env-name-with-nul": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\nenv = { "A\\u0000" = "c" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env: 'A\\x00' is not an environment variable name", "no '=' or NUL",
+    ),
 }
 
 #: Project files besides ukbuild.toml that a case needs (relative path → content).
@@ -92,6 +116,7 @@ FILES = {
     "foreach-same-stem": {"src/x/util.c": "int x;\n", "src/y/util.c": "int y;\n"},
     "package-env-set-by-ukbuild": {"z/README": "z\n"},
     "native-env-set-by-ukbuild": {"z/README": "z\n"},
+    "nul-in-package-step": {"z/README": "z\n"},
 }
 
 
