@@ -293,7 +293,7 @@ class _Loader:
             actions[image_name] = action
             groups[image_name] = [image_name]
             images[image_name] = image
-        actions = {n: self.resolve_deps(a, groups) for n, a in actions.items()}
+        actions = {n: self.resolve_deps(a, groups, actions) for n, a in actions.items()}
         check_graph(actions)
         self.check_outputs(actions, tables)
         default = self.strings(meta.get("default", []), ("project", "default"))
@@ -550,6 +550,14 @@ class _Loader:
         deps = table.get("deps", [])
         if not isinstance(deps, list):
             raise self.error(path + ("deps",), f"expected a list, got {_kind(deps)}", hint='deps = ["other-action"]', reason="bad-value")
+        dependencies: list[OutputInput] = []
+        for dep in deps:
+            item = self.dep(dep, path + ("deps",))
+            if item in dependencies:
+                raise self.error(path + ("deps",), f"{_describe(item)} is listed twice",
+                                 hint="remove one (to stage the same outputs a second time, put them elsewhere:"
+                                 f" {{ action = \"{item.action}\", at = \"dir\" }})", reason="duplicate-dependency")
+            dependencies.append(item)
         expansions: list[tuple[str, dict[str, str]]] = [(name, {})]
         if "foreach" in table:
             pattern = self.relpath(self.string(table["foreach"], path + ("foreach",)), path + ("foreach",))
@@ -587,8 +595,7 @@ class _Loader:
                 if not self.exists(rel):
                     raise self.error(path + ("inputs",), f"{rel!r} does not exist", hint="create it or fix the path", reason="missing-input")
                 staged.append(PathInput(rel.rstrip("/"), rel.rstrip("/")))
-            for dep in deps:
-                staged.append(self.dep(dep, path + ("deps",)))
+            staged.extend(dependencies)
             result.append(
                 Action(
                     name=action_name,
@@ -609,6 +616,12 @@ class _Loader:
     def dep(self, dep: object, path: tuple[str, ...]) -> OutputInput:
         if isinstance(dep, str):
             return OutputInput(dep)
+        if not isinstance(dep, dict):
+            raise self.error(
+                path, f"expected an action name or a table, got {_kind(dep)}",
+                hint='write "other-action", or { action = "…", path = "…", at = "…" } to stage one of its'
+                " output directories (path) somewhere else (at)", reason="bad-value",
+            )
         table = self.table(dep, path, _DEP)
         action = self.string(self.required(table, "action", path), path + ("action",))
         at = self.string(table.get("at", ""), path + ("at",))
@@ -619,8 +632,9 @@ class _Loader:
             self.relpath(sub, path + ("path",)).rstrip("/") if sub else "",
         )
 
-    def resolve_deps(self, action: Action, groups: Mapping[str, list[str]]) -> Action:
-        """Expand a dependency on a foreach group to one input per member."""
+    def resolve_deps(self, action: Action, groups: Mapping[str, list[str]], actions: Mapping[str, Action]) -> Action:
+        """Expand a dependency on a foreach group to one input per member; check what can be
+        known before running: each member listed once, and ``path`` naming its outputs."""
         def members(item: OutputInput, field: str) -> list[str]:
             found = groups.get(item.action) or ([item.action] if item.action in _all(groups) else None)
             if found is None:
@@ -632,15 +646,61 @@ class _Loader:
             return found
 
         inputs: list[Input] = []
+        listed: dict[OutputInput, OutputInput] = {}  # expanded → as written
         for item in action.inputs:
             if isinstance(item, OutputInput):
-                inputs.extend(OutputInput(m, item.dest, item.path) for m in members(item, "deps"))
+                for member in members(item, "deps"):
+                    expanded = OutputInput(member, item.dest, item.path)
+                    first = listed.setdefault(expanded, item)
+                    if first is not item:
+                        raise ConfigError(
+                            f"{action.origin}: {action.name}: deps: {_describe(expanded)} is listed twice"
+                            f" (as {_describe(first)} and as {_describe(item)})",
+                            hint="remove one (a foreach group's name stands for all of its actions)",
+                            reason="duplicate-dependency",
+                        )
+                    self.check_dep_path(action, expanded, actions.get(member), "deps")
+                    inputs.append(expanded)
             else:
                 inputs.append(item)
         if action.rootfs is not None and members(action.rootfs, "rootfs") != [action.rootfs.action]:
             raise ConfigError(f"{action.origin}: {action.name}: rootfs: '{action.rootfs.action}' is a foreach group",
                               hint="name one action", reason="bad-value")
+        if action.rootfs is not None:
+            self.check_dep_path(action, action.rootfs, actions.get(action.rootfs.action), "rootfs")
         return attrs.evolve(action, inputs=inputs)
+
+    def check_dep_path(self, action: Action, item: OutputInput, producer: Action | None, field: str) -> None:
+        """``path`` must name an output of the producer, a path inside one of its output
+        directories (found when it runs) or a directory holding outputs; a file output only with
+        ``at`` (the file is staged as that path)."""
+        if not item.path or producer is None:
+            return
+        where = f"{action.origin}: {action.name}: {field}"
+        files = {o for o in producer.outputs if not o.endswith("/")}
+        if item.path in files and (field == "rootfs" or not item.dest):
+            raise ConfigError(
+                f"{where}: '{item.path}' is a file output of '{item.action}'"
+                + (", not a directory" if field == "rootfs" else " (path stages the content of a directory)"),
+                hint=("a root file system is one of its output directories" if field == "rootfs" else
+                      f'list "{item.action}" to stage all its outputs at their own paths, or add at = "NAME"'
+                      " to stage this one file as NAME"),
+                reason="bad-dependency-path",
+            )
+
+        def related(out: str) -> bool:  # the output itself, a directory holding it, or a path inside it
+            top = out.rstrip("/")
+            return item.path == top or top.startswith(item.path + "/") or (
+                out.endswith("/") and item.path.startswith(out))
+
+        if not any(related(out) for out in producer.outputs):
+            shown = ", ".join(repr(o) for o in producer.outputs)
+            raise ConfigError(
+                f"{where}: '{item.action}' has no output '{item.path}'",
+                hint=f"its outputs are {shown}: name one of them, a path inside an output directory, or a directory"
+                " holding outputs",
+                reason="bad-dependency-path",
+            )
 
     def env(self, value: object, path: tuple[str, ...], *, example: str = 'env = { CFLAGS = "-O2" }') -> dict[str, str]:
         if not isinstance(value, dict):
@@ -745,6 +805,14 @@ class _Loader:
 
 def _all(groups: Mapping[str, list[str]]) -> set[str]:
     return {m for members in groups.values() for m in members}
+
+
+def _describe(item: OutputInput) -> str:
+    """A dependency as the user wrote it."""
+    if not item.dest and not item.path:
+        return f"'{item.action}'"
+    fields = [f'action = "{item.action}"'] + [f'{k} = "{v}"' for k, v in (("path", item.path), ("at", item.dest)) if v]
+    return "{ " + ", ".join(fields) + " }"
 
 
 def _suggest(name: str, known: list[str]) -> str:

@@ -109,6 +109,32 @@ CASES = {
         '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\nenv = { "A\\u0000" = "c" }\n',
         2, r"ukbuild\.toml:6: action\.a\.env: 'A\\x00' is not an environment variable name", "no '=' or NUL",
     ),
+    "deps-listed-twice": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["true"]\noutputs = ["b"]\ndeps = ["a", "a"]\n',
+        2, r"ukbuild\.toml:9: action\.b\.deps: 'a' is listed twice", r'remove one .*at = "dir"',
+    ),
+    "deps-group-and-member": (
+        '[project]\nname = "p"\n[action.c]\nforeach = "src/*.c"\ncommand = ["cp", "{in}", "{stem}.o"]\n'
+        'inputs = ["{in}"]\noutputs = ["{stem}.o"]\n'
+        '[action.b]\ncommand = ["true"]\noutputs = ["b"]\ndeps = ["c", "c[m]"]\n',
+        2, r"ukbuild\.toml:\d+: b: deps: 'c\[m\]' is listed twice \(as 'c' and as 'c\[m\]'\)",
+        "a foreach group's name stands for all of its actions",
+    ),
+    "deps-not-a-name": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["true"]\noutputs = ["b"]\ndeps = [1]\n',
+        2, r"ukbuild\.toml:9: action\.b\.deps: expected an action name or a table, got an integer",
+        r'\{ action = "…", path = "…", at = "…" \}',
+    ),
+    "deps-path-is-a-file": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["true"]\noutputs = ["b"]\n'
+        'deps = [{ action = "a", path = "a.txt" }]\n',
+        2, r"ukbuild\.toml:\d+: b: deps: 'a\.txt' is a file output of 'a'", r'list "a" .*or add at = "NAME"',
+    ),
+    "deps-path-no-output": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["true"]\noutputs = ["b"]\n'
+        'deps = [{ action = "a", path = "obj", at = "in" }]\n',
+        2, r"ukbuild\.toml:\d+: b: deps: 'a' has no output 'obj'", r"its outputs are 'a\.txt'",
+    ),
 }
 
 #: Project files besides ukbuild.toml that a case needs (relative path → content).
@@ -117,6 +143,7 @@ FILES = {
     "package-env-set-by-ukbuild": {"z/README": "z\n"},
     "native-env-set-by-ukbuild": {"z/README": "z\n"},
     "nul-in-package-step": {"z/README": "z\n"},
+    "deps-group-and-member": {"src/m.c": "int m;\n"},
 }
 
 
