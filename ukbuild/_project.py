@@ -268,12 +268,21 @@ class _Loader:
         images = {}
         raw_images = data.get("image", {})
         if raw_images:
-            from .images import DATA_FORMATS, emit_toolchains, image_action  # noqa: PLC0415 - few projects have images
+            from .images import DATA_FORMATS, FORMATS, emit_toolchains, image_action  # noqa: PLC0415 - few projects have images
         for image_name, body in self.table(raw_images, ("image",), set(raw_images or ())).items():
             path = ("image", self.name(image_name, ("image", image_name)))
             table = self.table(body, path, set(body) if isinstance(body, dict) else set())
             if image_name in groups:
                 raise self.error(path, "an action, package or unikernel has the same name", hint="rename one of them", reason="duplicate-name")
+            fmt = table.get("format", "raw")
+            if not isinstance(fmt, str) or fmt not in FORMATS:
+                close = difflib.get_close_matches(fmt, list(FORMATS), n=1) if isinstance(fmt, str) else []
+                raise self.error(
+                    path + ("format",), f"unknown format {fmt!r}" if isinstance(fmt, str) else
+                    f"expected a string, got {_kind(fmt)}",
+                    hint=(f"did you mean '{close[0]}'? " if close else "") + 'format = "…", one of: ' + ", ".join(FORMATS),
+                    reason="bad-value",
+                )
             if table.get("format") in DATA_FORMATS:
                 image, action = self.data_image(image_name, table, path)
                 toolchains.update(emit_toolchains({image.format}, self.origin(path)))
@@ -283,7 +292,16 @@ class _Loader:
                 continue
             target = self.string(self.required(table, "unikernel", path), path + ("unikernel",))
             if target not in unikernels:
-                raise self.unknown(path + ("unikernel",), target, sorted(unikernels))
+                close = difflib.get_close_matches(target, sorted(unikernels), n=1)
+                raise self.error(
+                    path + ("unikernel",), f"no unikernel named '{target}'"
+                    + (" ('" + target + "' is an action or package: an image holds a unikernel)" if target in groups else ""),
+                    hint=f"did you mean '{close[0]}'?" if close else
+                    ("unikernels: " + ", ".join(sorted(unikernels)) if unikernels else
+                     "this project declares none: add a [unikernel.NAME] table, or give format = \"ext2\" (or"
+                     " iso9660, fat, ffs) and tree = \"dir/\" for a data image"),
+                    reason="unknown-unikernel",
+                )
             if image_name in groups:
                 raise self.error(path, "an action, package or unikernel has the same name", hint="rename one of them", reason="duplicate-name")
             uk = unikernels[target]
