@@ -79,6 +79,12 @@ def host_platform() -> Platform:
 def find_project_file(path: Path) -> Path:
     """``path`` itself if it is a file, else ``path/ukbuild.toml``."""
     candidate = path / PROJECT_FILE if path.is_dir() else path
+    if not candidate.is_file() and candidate.name == PROJECT_FILE and candidate.parent.is_file():
+        raise ConfigError(  # `-C ukbuild.toml`: the CLI looked for DIR/ukbuild.toml
+            f"{candidate.parent}: is a file, not a project directory",
+            hint=f"-C takes the project's directory; to name the project file, use -f {candidate.parent}",
+            reason="no-project",
+        )
     if not candidate.is_file():
         raise ConfigError(
             f"{candidate}: no project file",

@@ -135,6 +135,14 @@ CASES = {
         'deps = [{ action = "a", path = "obj", at = "in" }]\n',
         2, r"ukbuild\.toml:\d+: b: deps: 'a' has no output 'obj'", r"its outputs are 'a\.txt'",
     ),
+    "not-utf-8": (
+        b'[project]\nname = "p"\n# caf\xe9 (Latin-1)\n' + GOOD_ACTION.encode(),
+        2, r"ukbuild\.toml:3: not UTF-8: byte 0xe9 at column 6", "save the file as UTF-8",
+    ),
+    "bom-then-mistake": (  # a byte-order mark is accepted: the mistake after it is reported, at its line
+        '\ufeff[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = [1]\n',
+        2, r"ukbuild\.toml:5: action\.a\.outputs: expected a list of strings", r'\["a", "b"\]',
+    ),
 }
 
 #: Project files besides ukbuild.toml that a case needs (relative path → content).
@@ -152,7 +160,10 @@ def test_bad_project(case: str, tmp_path: Path) -> None:
     text, code, message, hint = CASES[case]
     project = tmp_path / "p"
     project.mkdir()
-    (project / "ukbuild.toml").write_text(text)
+    if isinstance(text, bytes):
+        (project / "ukbuild.toml").write_bytes(text)
+    else:
+        (project / "ukbuild.toml").write_text(text)
     for rel, content in FILES.get(case, {}).items():
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_text(content)
@@ -183,6 +194,26 @@ def test_no_project_file(tmp_path: Path) -> None:
     result = ukbuild("build", "-C", tmp_path)
     assert result.code == 2
     assert "no project file" in result.err and "hint:" in result.err
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    """A UTF-8 byte-order mark (as some Windows editors save) before the first table."""
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "ukbuild.toml").write_bytes(b"\xef\xbb\xbf" + ('[project]\nname = "p"\n' + GOOD_ACTION).encode())
+    result = ukbuild("build", "-C", project, "--cache-dir", tmp_path / "c")
+    assert result.code == 0, result.err
+    assert (project / "out" / "a.txt").read_text() == "a\n"
+
+
+@pytest.mark.parametrize("command", ["build", "graph"])
+def test_project_file_given_as_the_directory(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ukbuild.toml").write_text('[project]\nname = "p"\n' + GOOD_ACTION)
+    monkeypatch.chdir(tmp_path)
+    result = ukbuild(command, "-C", "ukbuild.toml", "--cache-dir", tmp_path / "c")
+    assert result.code == 2
+    assert "error: ukbuild.toml: is a file, not a project directory" in result.err
+    assert "hint: -C takes the project's directory; to name the project file, use -f ukbuild.toml" in result.err
 
 
 @pytest.mark.parametrize("where", ["input", "output"])
