@@ -124,6 +124,39 @@ class TestRebuilds:
         assert (project / "out" / "obj" / f"{stem}.o").read_text() == new
 
 
+class TestGraph:
+    def test_names_are_valid_dot_ids(self, tmp_path: Path) -> None:
+        """foreach names hold file names: a '"' or a trailing '\\' in one must not end its
+        quoted ID early; each ID, unescaped, is the action's name."""
+        import re  # noqa: PLC0415
+
+        (tmp_path / "src").mkdir()
+        stems = ['a"b', "back\\", "new\nline", "plain"]
+        for stem in stems:
+            (tmp_path / "src" / f"{stem}.c").write_text("")
+        (tmp_path / "ukbuild.toml").write_text(
+            '[project]\nname = "p"\n[action.c]\nforeach = "src/*.c"\ncommand = ["true"]\ninputs = ["{in}"]\n'
+            'outputs = ["{stem}.o"]\n[action.link]\ncommand = ["true"]\ndeps = ["c"]\noutputs = ["l"]\n')
+        result = ukbuild("graph", "-C", tmp_path)
+        assert result.code == 0, result.err
+        quoted = r'"((?:[^"\\\n]|\\.)*)"'
+        lines = result.out.splitlines()
+        assert re.fullmatch(rf"digraph {quoted} {{", lines[0]) and lines[1:2] == ["  rankdir=LR;"] and lines[-1] == "}"
+        nodes, edges = set(), set()
+        unescape = lambda text: re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), text)  # noqa: E731
+        for line in lines[2:-1]:
+            node = re.fullmatch(rf"  {quoted};", line)
+            edge = re.fullmatch(rf"  {quoted} -> {quoted};", line)
+            assert node or edge, line
+            if node:
+                nodes.add(unescape(node.group(1)))
+            else:
+                edges.add((unescape(edge.group(1)), unescape(edge.group(2))))
+        members = {f"c[{stem}]" for stem in stems}
+        assert nodes == members | {"link"}
+        assert edges == {(m, "link") for m in members}
+
+
 class TestPaths:
     def test_two_checkouts_share_keys_and_cache(self, example: Path, cache_dir: Path, tmp_path: Path) -> None:
         """A checkout at another path computes identical keys and executes nothing."""
