@@ -575,13 +575,15 @@ class _Loader:
         if not isinstance(deps, list):
             raise self.error(path + ("deps",), f"expected a list, got {_kind(deps)}", hint='deps = ["other-action"]', reason="bad-value")
         dependencies: list[OutputInput] = []
+        seen: set[OutputInput] = set()
         for dep in deps:
             item = self.dep(dep, path + ("deps",))
-            if item in dependencies:
+            if item in seen:
                 raise self.error(path + ("deps",), f"{_describe(item)} is listed twice",
                                  hint="remove one (to stage the same outputs a second time, put them elsewhere:"
                                  f" {{ action = \"{item.action}\", at = \"dir\" }})", reason="duplicate-dependency")
             dependencies.append(item)
+            seen.add(item)
         expansions: list[tuple[str, dict[str, str]]] = [(name, {})]
         if "foreach" in table:
             pattern = self.relpath(self.string(table["foreach"], path + ("foreach",)), path + ("foreach",))
@@ -592,9 +594,9 @@ class _Loader:
             if not matches:
                 raise self.error(path + ("foreach",), f"{pattern!r} matches no file", hint="check the pattern against the project tree", reason="bad-value")
             expansions = [(f"{name}[{subst['stem']}]", subst) for subst in map(_placeholders, matches)]
-            seen: dict[str, str] = {}
+            first_match: dict[str, str] = {}
             for action_name, subst in expansions:
-                other = seen.setdefault(action_name, subst["in"])
+                other = first_match.setdefault(action_name, subst["in"])
                 if other != subst["in"]:
                     raise self.error(
                         path + ("foreach",), f"{other!r} and {subst['in']!r} would both be action '{action_name}'",
