@@ -65,9 +65,19 @@ def _bracket_balance(line: str) -> int:
 def read_toml(file: Path) -> tuple[dict[str, Any], str]:
     """The parsed file and its text; unreadable or malformed, a ConfigError naming the file and line."""
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read: {exc}", reason="unreadable") from exc
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}", hint="check that it is a readable file",
+                          reason="unreadable") from exc
+    try:
+        text = raw.decode("utf-8-sig")  # (a leading byte-order mark, as some Windows editors write, is dropped)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{file}:{line}: not UTF-8: byte 0x{raw[exc.start]:02x} at column {column}",
+            hint="save the file as UTF-8 (TOML files are UTF-8)", reason="unreadable",
+        ) from exc
     try:
         data = tomllib.loads(text)
     except RecursionError as exc:

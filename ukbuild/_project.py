@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._graph import check_graph
+from ._graph import check_graph, closure
 from ._origins import Origins, read_toml
 from .errors import ConfigError
 from .model import (
@@ -54,6 +54,16 @@ _ACTION = {"command", "outputs", "inputs", "deps", "env", "toolchain", "workdir"
 _PACKAGE = {"version", "source", "depends", "toolchain", "steps", "env", "configure_answers", "stubs", "targets", "native"}
 _NATIVE = {"steps", "env", "toolchain"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: What the executor sets after an action's own env (so a value given there would be ignored), and
+#: what to do instead.  LC_ALL, TZ and SOURCE_DATE_EPOCH have defaults an action may change.
+_SET_BY_UKBUILD = {
+    "PATH": "it is the toolchain's search path: list the programs in [toolchain.NAME] tools, or call"
+            " a program by its path in the command",
+    "HOME": "each action gets its own empty HOME in its scratch dir; remove it (a command can"
+            " write what a tool expects there, or pass the tool an option)",
+    "TMPDIR": "each action gets its own empty TMPDIR in its scratch dir; remove it",
+    "UKBUILD_WORK": "it is the scratch root the action runs in; remove it",
+}
 _ARCHIVE = {"url", "sha256", "strip", "patches"}
 _LOCAL = {"path", "patches"}
 _DEP = {"action", "at", "path"}
@@ -69,6 +79,12 @@ def host_platform() -> Platform:
 def find_project_file(path: Path) -> Path:
     """``path`` itself if it is a file, else ``path/ukbuild.toml``."""
     candidate = path / PROJECT_FILE if path.is_dir() else path
+    if not candidate.is_file() and candidate.name == PROJECT_FILE and candidate.parent.is_file():
+        raise ConfigError(  # `-C ukbuild.toml`: the CLI looked for DIR/ukbuild.toml
+            f"{candidate.parent}: is a file, not a project directory",
+            hint=f"-C takes the project's directory; to name the project file, use -f {candidate.parent}",
+            reason="no-project",
+        )
     if not candidate.is_file():
         raise ConfigError(
             f"{candidate}: no project file",
@@ -152,6 +168,8 @@ class _Loader:
     def string(self, value: object, path: tuple[str, ...]) -> str:
         if not isinstance(value, str):
             raise self.error(path, f"expected a string, got {_kind(value)}", hint='quote it: "…"', reason="bad-value")
+        if "\0" in value:
+            raise self.nul(path, value)
         return value
 
     def strings(self, value: object, path: tuple[str, ...]) -> list[str]:
@@ -160,7 +178,17 @@ class _Loader:
                 path, f"expected a list of strings, got {_kind(value)}",
                 hint='write it as ["a", "b"]', reason="bad-value",
             )
+        for item in value:
+            if "\0" in item:
+                raise self.nul(path, item)
         return list(value)
+
+    def nul(self, path: tuple[str, ...], value: str) -> ConfigError:
+        """Commands, paths and the environment are C strings: a NUL would end them early
+        (and the kernel refuses them)."""
+        return self.error(path, f"{value!r} contains a NUL character",
+                          hint="remove the \\u0000: program arguments, paths and environment variables cannot hold one",
+                          reason="bad-value")
 
     def required(self, table: Mapping[str, object], key: str, path: tuple[str, ...]) -> object:
         if key not in table:
@@ -206,9 +234,11 @@ class _Loader:
         actions: dict[str, Action] = {}
         groups: dict[str, list[str]] = {}
         raw_actions = data.get("action", {})
+        tables: dict[str, str] = {}  # action → the [action.NAME] table it comes from
         for action_name, body in self.table(raw_actions, ("action",), set(raw_actions or ())).items():
             for action in self.actions(action_name, body, toolchains):
                 actions[action.name] = action
+                tables[action.name] = action_name
                 groups.setdefault(action_name, []).append(action.name)
         packages = [self.retargeted(pkg, toolchains, retarget) for pkg in packages_by_name.values()]
         for pkg in packages:
@@ -244,12 +274,21 @@ class _Loader:
         images = {}
         raw_images = data.get("image", {})
         if raw_images:
-            from .images import DATA_FORMATS, emit_toolchains, image_action  # noqa: PLC0415 - few projects have images
+            from .images import DATA_FORMATS, FORMATS, emit_toolchains, image_action  # noqa: PLC0415 - few projects have images
         for image_name, body in self.table(raw_images, ("image",), set(raw_images or ())).items():
             path = ("image", self.name(image_name, ("image", image_name)))
             table = self.table(body, path, set(body) if isinstance(body, dict) else set())
             if image_name in groups:
                 raise self.error(path, "an action, package or unikernel has the same name", hint="rename one of them", reason="duplicate-name")
+            fmt = table.get("format", "raw")
+            if not isinstance(fmt, str) or fmt not in FORMATS:
+                close = difflib.get_close_matches(fmt, list(FORMATS), n=1) if isinstance(fmt, str) else []
+                raise self.error(
+                    path + ("format",), f"unknown format {fmt!r}" if isinstance(fmt, str) else
+                    f"expected a string, got {_kind(fmt)}",
+                    hint=(f"did you mean '{close[0]}'? " if close else "") + 'format = "…", one of: ' + ", ".join(FORMATS),
+                    reason="bad-value",
+                )
             if table.get("format") in DATA_FORMATS:
                 image, action = self.data_image(image_name, table, path)
                 toolchains.update(emit_toolchains({image.format}, self.origin(path)))
@@ -259,7 +298,16 @@ class _Loader:
                 continue
             target = self.string(self.required(table, "unikernel", path), path + ("unikernel",))
             if target not in unikernels:
-                raise self.unknown(path + ("unikernel",), target, sorted(unikernels))
+                close = difflib.get_close_matches(target, sorted(unikernels), n=1)
+                raise self.error(
+                    path + ("unikernel",), f"no unikernel named '{target}'"
+                    + (" ('" + target + "' is an action or package: an image holds a unikernel)" if target in groups else ""),
+                    hint=f"did you mean '{close[0]}'?" if close else
+                    ("unikernels: " + ", ".join(sorted(unikernels)) if unikernels else
+                     "this project declares none: add a [unikernel.NAME] table, or give format = \"ext2\" (or"
+                     " iso9660, fat, ffs) and tree = \"dir/\" for a data image"),
+                    reason="unknown-unikernel",
+                )
             if image_name in groups:
                 raise self.error(path, "an action, package or unikernel has the same name", hint="rename one of them", reason="duplicate-name")
             uk = unikernels[target]
@@ -269,8 +317,9 @@ class _Loader:
             actions[image_name] = action
             groups[image_name] = [image_name]
             images[image_name] = image
-        actions = {n: self.resolve_deps(a, groups) for n, a in actions.items()}
+        actions = {n: self.resolve_deps(a, groups, actions) for n, a in actions.items()}
         check_graph(actions)
+        self.check_outputs(actions, tables)
         default = self.strings(meta.get("default", []), ("project", "default"))
         for target in default:
             if target not in groups:
@@ -286,6 +335,51 @@ class _Loader:
             unikernels=unikernels,
             images=images,
         )
+
+    def check_outputs(self, actions: Mapping[str, Action], tables: Mapping[str, str]) -> None:
+        """No two actions write the same output path, or one inside the other's output directory:
+        which one's file ended up in OUT would depend on the order of the targets.
+
+        Except when one depends on the other (it passes on or adds to what it staged, as a
+        backend's verify step re-declares the kernel it checked) or both are the same step
+        (same command, inputs and environment, so the same key and bytes: two unikernels pulling
+        the same duniverse entry)."""
+        owners: dict[str, str] = {}
+        for action in actions.values():
+            for out in action.outputs:
+                owners.setdefault(out.rstrip("/"), action.name)
+        reached: dict[str, set[str]] = {}
+
+        def related(a: str, b: str) -> bool:
+            for x, y in ((a, b), (b, a)):
+                if x not in reached:
+                    reached[x] = closure(actions, [x])
+                if y in reached[x]:
+                    return True
+            return False
+
+        for action in actions.values():
+            for out in action.outputs:
+                rel = out.rstrip("/")
+                parts = rel.split("/")
+                for end in range(len(parts), 0, -1):  # the path itself, then each directory holding it
+                    where = "/".join(parts[:end])
+                    other = owners.get(where)
+                    if other is None or other == action.name or related(action.name, other):
+                        continue
+                    if attrs.evolve(actions[other], name=action.name) == action:
+                        continue
+                    theirs = next(o for o in actions[other].outputs if o.rstrip("/") == where)
+                    what = (f"{out!r} is also an output of action '{other}'" if where == rel
+                            else f"{out!r} lies inside {theirs!r}, an output of action '{other}'")
+                    hint = (f"give each action its own output paths, or make '{action.name}' depend on '{other}'"
+                            " if it is meant to replace or add to that output (otherwise which one ends up in"
+                            " the output directory depends on the order of the targets)")
+                    if action.name in tables:
+                        raise self.error(("action", tables[action.name], "outputs"),
+                                         f"{what} ({actions[other].origin})", hint=hint, reason="output-conflict")
+                    raise ConfigError(f"{action.origin}: {action.name}: outputs: {what} ({actions[other].origin})",
+                                      hint=hint, reason="output-conflict")
 
     def library(self, data: Mapping[str, object], meta: Mapping[str, object]) -> tuple[dict[str, ToolchainSpec], dict[str, Package]]:
         """This file's toolchains and packages, after those of the recipe files it includes."""
@@ -480,15 +574,36 @@ class _Loader:
         deps = table.get("deps", [])
         if not isinstance(deps, list):
             raise self.error(path + ("deps",), f"expected a list, got {_kind(deps)}", hint='deps = ["other-action"]', reason="bad-value")
+        dependencies: list[OutputInput] = []
+        seen: set[OutputInput] = set()
+        for dep in deps:
+            item = self.dep(dep, path + ("deps",))
+            if item in seen:
+                raise self.error(path + ("deps",), f"{_describe(item)} is listed twice",
+                                 hint="remove one (to stage the same outputs a second time, put them elsewhere:"
+                                 f" {{ action = \"{item.action}\", at = \"dir\" }})", reason="duplicate-dependency")
+            dependencies.append(item)
+            seen.add(item)
         expansions: list[tuple[str, dict[str, str]]] = [(name, {})]
         if "foreach" in table:
             pattern = self.relpath(self.string(table["foreach"], path + ("foreach",)), path + ("foreach",))
             matches = sorted(glob.glob(pattern, root_dir=self.root, recursive=True))
-            self.graph_dirs.update(str(self.root / os.path.dirname(m)) for m in matches)
-            self.graph_dirs.add(str(self.root / _glob_base(pattern)))
+            # Every directory the glob reads, matches or not: a file added to any of them changes
+            # its mtime, which the no-op check sees (and the incremental path, as a project change).
+            self.graph_dirs.update(os.path.normpath(self.root / d) for d in _glob_dirs(pattern, self.root_str))
             if not matches:
                 raise self.error(path + ("foreach",), f"{pattern!r} matches no file", hint="check the pattern against the project tree", reason="bad-value")
             expansions = [(f"{name}[{subst['stem']}]", subst) for subst in map(_placeholders, matches)]
+            first_match: dict[str, str] = {}
+            for action_name, subst in expansions:
+                other = first_match.setdefault(action_name, subst["in"])
+                if other != subst["in"]:
+                    raise self.error(
+                        path + ("foreach",), f"{other!r} and {subst['in']!r} would both be action '{action_name}'",
+                        hint=f"each match becomes {name}[STEM]: rename one of the files, or split the action into"
+                        f" one per directory with narrower globs (e.g. foreach = \"{_placeholders(other)['dir']}/{pattern.rstrip('/').rpartition('/')[2]}\")",
+                        reason="duplicate-name",
+                    )
         result = []
         for action_name, subst in expansions:
             def fill(text: str, field: str, subst: dict[str, str] = subst) -> str:
@@ -506,8 +621,7 @@ class _Loader:
                 if not self.exists(rel):
                     raise self.error(path + ("inputs",), f"{rel!r} does not exist", hint="create it or fix the path", reason="missing-input")
                 staged.append(PathInput(rel.rstrip("/"), rel.rstrip("/")))
-            for dep in deps:
-                staged.append(self.dep(dep, path + ("deps",)))
+            staged.extend(dependencies)
             result.append(
                 Action(
                     name=action_name,
@@ -528,6 +642,12 @@ class _Loader:
     def dep(self, dep: object, path: tuple[str, ...]) -> OutputInput:
         if isinstance(dep, str):
             return OutputInput(dep)
+        if not isinstance(dep, dict):
+            raise self.error(
+                path, f"expected an action name or a table, got {_kind(dep)}",
+                hint='write "other-action", or { action = "…", path = "…", at = "…" } to stage one of its'
+                " output directories (path) somewhere else (at)", reason="bad-value",
+            )
         table = self.table(dep, path, _DEP)
         action = self.string(self.required(table, "action", path), path + ("action",))
         at = self.string(table.get("at", ""), path + ("at",))
@@ -538,8 +658,9 @@ class _Loader:
             self.relpath(sub, path + ("path",)).rstrip("/") if sub else "",
         )
 
-    def resolve_deps(self, action: Action, groups: Mapping[str, list[str]]) -> Action:
-        """Expand a dependency on a foreach group to one input per member."""
+    def resolve_deps(self, action: Action, groups: Mapping[str, list[str]], actions: Mapping[str, Action]) -> Action:
+        """Expand a dependency on a foreach group to one input per member; check what can be
+        known before running: each member listed once, and ``path`` naming its outputs."""
         def members(item: OutputInput, field: str) -> list[str]:
             found = groups.get(item.action) or ([item.action] if item.action in _all(groups) else None)
             if found is None:
@@ -551,21 +672,73 @@ class _Loader:
             return found
 
         inputs: list[Input] = []
+        listed: dict[OutputInput, OutputInput] = {}  # expanded → as written
         for item in action.inputs:
             if isinstance(item, OutputInput):
-                inputs.extend(OutputInput(m, item.dest, item.path) for m in members(item, "deps"))
+                for member in members(item, "deps"):
+                    expanded = OutputInput(member, item.dest, item.path)
+                    first = listed.setdefault(expanded, item)
+                    if first is not item:
+                        raise ConfigError(
+                            f"{action.origin}: {action.name}: deps: {_describe(expanded)} is listed twice"
+                            f" (as {_describe(first)} and as {_describe(item)})",
+                            hint="remove one (a foreach group's name stands for all of its actions)",
+                            reason="duplicate-dependency",
+                        )
+                    self.check_dep_path(action, expanded, actions.get(member), "deps")
+                    inputs.append(expanded)
             else:
                 inputs.append(item)
         if action.rootfs is not None and members(action.rootfs, "rootfs") != [action.rootfs.action]:
             raise ConfigError(f"{action.origin}: {action.name}: rootfs: '{action.rootfs.action}' is a foreach group",
                               hint="name one action", reason="bad-value")
+        if action.rootfs is not None:
+            self.check_dep_path(action, action.rootfs, actions.get(action.rootfs.action), "rootfs")
         return attrs.evolve(action, inputs=inputs)
+
+    def check_dep_path(self, action: Action, item: OutputInput, producer: Action | None, field: str) -> None:
+        """``path`` must name an output of the producer, a path inside one of its output
+        directories (found when it runs) or a directory holding outputs; a file output only with
+        ``at`` (the file is staged as that path)."""
+        if not item.path or producer is None:
+            return
+        where = f"{action.origin}: {action.name}: {field}"
+        files = {o for o in producer.outputs if not o.endswith("/")}
+        if item.path in files and (field == "rootfs" or not item.dest):
+            raise ConfigError(
+                f"{where}: '{item.path}' is a file output of '{item.action}'"
+                + (", not a directory" if field == "rootfs" else " (path stages the content of a directory)"),
+                hint=("a root file system is one of its output directories" if field == "rootfs" else
+                      f'list "{item.action}" to stage all its outputs at their own paths, or add at = "NAME"'
+                      " to stage this one file as NAME"),
+                reason="bad-dependency-path",
+            )
+
+        def related(out: str) -> bool:  # the output itself, a directory holding it, or a path inside it
+            top = out.rstrip("/")
+            return item.path == top or top.startswith(item.path + "/") or (
+                out.endswith("/") and item.path.startswith(out))
+
+        if not any(related(out) for out in producer.outputs):
+            shown = ", ".join(repr(o) for o in producer.outputs)
+            raise ConfigError(
+                f"{where}: '{item.action}' has no output '{item.path}'",
+                hint=f"its outputs are {shown}: name one of them, a path inside an output directory, or a directory"
+                " holding outputs",
+                reason="bad-dependency-path",
+            )
 
     def env(self, value: object, path: tuple[str, ...], *, example: str = 'env = { CFLAGS = "-O2" }') -> dict[str, str]:
         if not isinstance(value, dict):
             raise self.error(path, f"expected a table of strings, got {_kind(value)}", hint=example, reason="bad-value")
         for key, item in value.items():
+            if not key or "=" in key or "\0" in key:
+                raise self.error(path, f"{key!r} is not an environment variable name",
+                                 hint="a name is not empty and holds no '=' or NUL (e.g. CFLAGS)", reason="bad-value")
             self.string(item, path + (key,))
+            if key in _SET_BY_UKBUILD:
+                raise self.error(path + (key,), f"{key} is set by ukbuild for every action and cannot be changed",
+                                 hint=_SET_BY_UKBUILD[key], reason="reserved-env")
         return dict(value)
 
     def package(self, name: str, body: object, toolchains: Mapping[str, object]) -> Package:
@@ -660,6 +833,14 @@ def _all(groups: Mapping[str, list[str]]) -> set[str]:
     return {m for members in groups.values() for m in members}
 
 
+def _describe(item: OutputInput) -> str:
+    """A dependency as the user wrote it."""
+    if not item.dest and not item.path:
+        return f"'{item.action}'"
+    fields = [f'action = "{item.action}"'] + [f'{k} = "{v}"' for k, v in (("path", item.path), ("at", item.dest)) if v]
+    return "{ " + ", ".join(fields) + " }"
+
+
 def _suggest(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     return f"did you mean '{close[0]}'?" if close else "known: " + (", ".join(sorted(known)) or "none")
@@ -674,16 +855,28 @@ def _placeholders(match: str) -> dict[str, str]:
     return {"in": match, "stem": stem, "name": name, "dir": parent or "."}
 
 
-def _glob_base(pattern: str) -> str:
-    parts = []
-    for part in PurePosixPath(pattern).parts:
-        if any(c in part for c in "*?["):
-            break
-        parts.append(part)
-    return "/".join(parts[:-1] if len(parts) == len(PurePosixPath(pattern).parts) else parts)
+def _glob_dirs(pattern: str, root: str) -> set[str]:
+    """The directories (relative to ``root``) that ``glob(pattern, recursive=True)`` reads.
+
+    A match can only appear as a new entry of one of them: the directory named by the
+    pattern's literal leading part (its base), and each directory below it that matches
+    a longer prefix of the pattern (for ``src/**/*.c``: ``src`` and every directory under it,
+    ``src/sub`` too though it holds no ``.c`` file yet).
+    """
+    parts = pattern.rstrip("/").split("/")
+    literal = 0
+    while literal < len(parts) - 1 and not glob.has_magic(parts[literal]):
+        literal += 1
+    # Prefixes with a wildcard, and a final "**" (which walks every directory below it).
+    ends = range(literal + 1, len(parts) + (parts[-1] == "**"))
+    dirs = {"/".join(parts[:literal]) or "."}
+    for end in ends:
+        dirs.update(d.rstrip("/") for d in glob.glob("/".join(parts[:end]) + "/", root_dir=root, recursive=True))
+    return dirs
 
 
 def _kind(value: object) -> str:
     return {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "a list", dict: "a table"}.get(
         type(value), type(value).__name__
     )
+

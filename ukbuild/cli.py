@@ -467,12 +467,17 @@ def _graph(project, targets: list[str], out: TextIO) -> int:  # type: ignore[no-
     from ._graph import closure, order  # noqa: PLC0415
     from .api import _resolve_targets  # noqa: PLC0415
 
+    def quoted(name: str) -> str:
+        """A DOT quoted ID: names of foreach actions hold file names, which may hold '"', '\\'
+        (which would escape the closing quote) or a newline."""
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
     names = order(project.actions, closure(project.actions, _resolve_targets(project, targets)))
-    out.write(f'digraph "{project.name}" {{\n  rankdir=LR;\n')
+    out.write(f"digraph {quoted(project.name)} {{\n  rankdir=LR;\n")
     for name in names:
-        out.write(f'  "{name}";\n')
+        out.write(f"  {quoted(name)};\n")
         for dep in sorted(set(project.actions[name].dependencies)):
-            out.write(f'  "{dep}" -> "{name}";\n')
+            out.write(f"  {quoted(dep)} -> {quoted(name)};\n")
     out.write("}\n")
     return 0
 

@@ -53,6 +53,106 @@ CASES = {
         '[action.a]\ncommand = ["true"]\noutputs = ["a"]\n',
         2, r"ukbuild\.toml: project: missing required field 'name'", "add name",
     ),
+    "foreach-same-stem": (
+        '[project]\nname = "p"\n[action.compile]\nforeach = "src/**/*.c"\ncommand = ["cp", "{in}", "obj/{stem}.o"]\n'
+        'inputs = ["{in}"]\noutputs = ["obj/{stem}.o"]\n',
+        2, r"ukbuild\.toml:4: action\.compile\.foreach: 'src/x/util\.c' and 'src/y/util\.c' would both be action "
+        r"'compile\[util\]'", r'rename one of the files, or split .* foreach = "src/x/\*\.c"',
+    ),
+    "same-output": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["sh", "-c", "echo b > a.txt"]\noutputs = ["a.txt"]\n',
+        2, r"ukbuild\.toml:8: action\.b\.outputs: 'a\.txt' is also an output of action 'a' \(.*ukbuild\.toml:3\)",
+        "give each action its own output paths, or make 'b' depend on 'a'",
+    ),
+    "output-inside-another": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["mkdir", "d"]\noutputs = ["d/"]\n'
+        '[action.b]\ncommand = ["sh", "-c", "mkdir d && echo b > d/x"]\noutputs = ["d/x"]\n',
+        2, r"ukbuild\.toml:8: action\.b\.outputs: 'd/x' lies inside 'd/', an output of action 'a'",
+        "its own output paths",
+    ),
+    "env-set-by-ukbuild": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\n'
+        'env = { TZ = "Europe/Paris", PATH = "/opt/bin:/usr/bin" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env\.PATH: PATH is set by ukbuild for every action and cannot be changed",
+        r"\[toolchain\.NAME\] tools",
+    ),
+    "package-env-set-by-ukbuild": (
+        '[project]\nname = "p"\n[package.z]\nsource = { path = "z" }\nsteps = ["true"]\n'
+        '[package.z.env]\nHOME = "/home/me"\n',
+        2, r"ukbuild\.toml:7: package\.z\.env\.HOME: HOME is set by ukbuild", "its own empty HOME",
+    ),
+    "native-env-set-by-ukbuild": (
+        '[project]\nname = "p"\n[package.z]\nsource = { path = "z" }\nsteps = ["true"]\n'
+        'native = { steps = ["true"], env = { TMPDIR = "/var/tmp" } }\n',
+        2, r"ukbuild\.toml:6: package\.z\.native\.env\.TMPDIR: TMPDIR is set by ukbuild", "its own empty TMPDIR",
+    ),
+    "nul-in-command": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["sh", "-c", "echo \\u0000"]\noutputs = ["a"]\n',
+        2, r"ukbuild\.toml:4: action\.a\.command: 'echo \\x00' contains a NUL character", "remove the",
+    ),
+    "nul-in-env-value": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\nenv = { A = "a\\u0000b" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env\.A: 'a\\x00b' contains a NUL character", "cannot hold one",
+    ),
+    "nul-in-package-step": (
+        '[project]\nname = "p"\n[package.z]\nsource = { path = "z" }\nsteps = ["make\\u0000"]\n',
+        2, r"ukbuild\.toml:5: package\.z\.steps: 'make\\x00' contains a NUL character", "cannot hold one",
+    ),
+    "env-name-with-equals": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\nenv = { "A=B" = "c" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env: 'A=B' is not an environment variable name", "no '=' or NUL",
+    ),
+    "env-name-empty": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\nenv = { "" = "c" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env: '' is not an environment variable name", "not empty",
+    ),
+    "env-name-with-nul": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["a"]\nenv = { "A\\u0000" = "c" }\n',
+        2, r"ukbuild\.toml:6: action\.a\.env: 'A\\x00' is not an environment variable name", "no '=' or NUL",
+    ),
+    "deps-listed-twice": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["true"]\noutputs = ["b"]\ndeps = ["a", "a"]\n',
+        2, r"ukbuild\.toml:9: action\.b\.deps: 'a' is listed twice", r'remove one .*at = "dir"',
+    ),
+    "deps-group-and-member": (
+        '[project]\nname = "p"\n[action.c]\nforeach = "src/*.c"\ncommand = ["cp", "{in}", "{stem}.o"]\n'
+        'inputs = ["{in}"]\noutputs = ["{stem}.o"]\n'
+        '[action.b]\ncommand = ["true"]\noutputs = ["b"]\ndeps = ["c", "c[m]"]\n',
+        2, r"ukbuild\.toml:\d+: b: deps: 'c\[m\]' is listed twice \(as 'c' and as 'c\[m\]'\)",
+        "a foreach group's name stands for all of its actions",
+    ),
+    "deps-not-a-name": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["true"]\noutputs = ["b"]\ndeps = [1]\n',
+        2, r"ukbuild\.toml:9: action\.b\.deps: expected an action name or a table, got an integer",
+        r'\{ action = "…", path = "…", at = "…" \}',
+    ),
+    "deps-path-is-a-file": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["true"]\noutputs = ["b"]\n'
+        'deps = [{ action = "a", path = "a.txt" }]\n',
+        2, r"ukbuild\.toml:\d+: b: deps: 'a\.txt' is a file output of 'a'", r'list "a" .*or add at = "NAME"',
+    ),
+    "deps-path-no-output": (
+        '[project]\nname = "p"\n' + GOOD_ACTION + '[action.b]\ncommand = ["true"]\noutputs = ["b"]\n'
+        'deps = [{ action = "a", path = "obj", at = "in" }]\n',
+        2, r"ukbuild\.toml:\d+: b: deps: 'a' has no output 'obj'", r"its outputs are 'a\.txt'",
+    ),
+    "not-utf-8": (
+        b'[project]\nname = "p"\n# caf\xe9 (Latin-1)\n' + GOOD_ACTION.encode(),
+        2, r"ukbuild\.toml:3: not UTF-8: byte 0xe9 at column 6", "save the file as UTF-8",
+    ),
+    "bom-then-mistake": (  # a byte-order mark is accepted: the mistake after it is reported, at its line
+        '\ufeff[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = [1]\n',
+        2, r"ukbuild\.toml:5: action\.a\.outputs: expected a list of strings", r'\["a", "b"\]',
+    ),
+}
+
+#: Project files besides ukbuild.toml that a case needs (relative path → content).
+FILES = {
+    "foreach-same-stem": {"src/x/util.c": "int x;\n", "src/y/util.c": "int y;\n"},
+    "package-env-set-by-ukbuild": {"z/README": "z\n"},
+    "native-env-set-by-ukbuild": {"z/README": "z\n"},
+    "nul-in-package-step": {"z/README": "z\n"},
+    "deps-group-and-member": {"src/m.c": "int m;\n"},
 }
 
 
@@ -61,7 +161,13 @@ def test_bad_project(case: str, tmp_path: Path) -> None:
     text, code, message, hint = CASES[case]
     project = tmp_path / "p"
     project.mkdir()
-    (project / "ukbuild.toml").write_text(text)
+    if isinstance(text, bytes):
+        (project / "ukbuild.toml").write_bytes(text)
+    else:
+        (project / "ukbuild.toml").write_text(text)
+    for rel, content in FILES.get(case, {}).items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(content)
     cache = tmp_path / "cache"
     Store(cache)  # an existing, initialised cache
     before = cache_listing(cache)
@@ -89,6 +195,26 @@ def test_no_project_file(tmp_path: Path) -> None:
     result = ukbuild("build", "-C", tmp_path)
     assert result.code == 2
     assert "no project file" in result.err and "hint:" in result.err
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    """A UTF-8 byte-order mark (as some Windows editors save) before the first table."""
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "ukbuild.toml").write_bytes(b"\xef\xbb\xbf" + ('[project]\nname = "p"\n' + GOOD_ACTION).encode())
+    result = ukbuild("build", "-C", project, "--cache-dir", tmp_path / "c")
+    assert result.code == 0, result.err
+    assert (project / "out" / "a.txt").read_text() == "a\n"
+
+
+@pytest.mark.parametrize("command", ["build", "graph"])
+def test_project_file_given_as_the_directory(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ukbuild.toml").write_text('[project]\nname = "p"\n' + GOOD_ACTION)
+    monkeypatch.chdir(tmp_path)
+    result = ukbuild(command, "-C", "ukbuild.toml", "--cache-dir", tmp_path / "c")
+    assert result.code == 2
+    assert "error: ukbuild.toml: is a file, not a project directory" in result.err
+    assert "hint: -C takes the project's directory; to name the project file, use -f ukbuild.toml" in result.err
 
 
 @pytest.mark.parametrize("where", ["input", "output"])

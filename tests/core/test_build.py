@@ -98,6 +98,65 @@ class TestRebuilds:
         assert result.out.startswith("link: depends on compile[util], which must run first")
 
 
+    @pytest.mark.parametrize(("pattern", "first", "new"), [
+        ("src/**/*.c", ["src/main.c", "src/sub/util.h"], "src/sub/util.c"),
+        ("src/*/x/*.c", ["src/a/x/one.c", "src/b/readme"], "src/b/x/two.c"),
+    ])
+    def test_new_file_where_the_glob_had_no_match_is_found(
+        self, tmp_path: Path, cache_dir: Path, pattern: str, first: list[str], new: str
+    ) -> None:
+        """A foreach match appearing in a directory that held none (or in a directory that did not
+        exist) is not answered "up to date": every directory the glob walks is watched."""
+        project = tmp_path / "p"
+        for rel in first:
+            (project / rel).parent.mkdir(parents=True, exist_ok=True)
+            (project / rel).write_text(rel)
+        (project / "ukbuild.toml").write_text(
+            f'[project]\nname = "p"\n[action.c]\nforeach = "{pattern}"\n'
+            'command = ["sh", "-c", "mkdir -p obj && cat {in} > obj/{stem}.o"]\n'
+            'inputs = ["{in}"]\noutputs = ["obj/{stem}.o"]\n')
+        build(project)
+        assert "up to date" in ukbuild("build", "-C", project).out
+        (project / new).parent.mkdir(parents=True, exist_ok=True)
+        (project / new).write_text(new)
+        stem = Path(new).stem
+        assert build(project).executed() == [f"c[{stem}]"]
+        assert (project / "out" / "obj" / f"{stem}.o").read_text() == new
+
+
+class TestGraph:
+    def test_names_are_valid_dot_ids(self, tmp_path: Path) -> None:
+        """foreach names hold file names: a '"' or a trailing '\\' in one must not end its
+        quoted ID early; each ID, unescaped, is the action's name."""
+        import re  # noqa: PLC0415
+
+        (tmp_path / "src").mkdir()
+        stems = ['a"b', "back\\", "new\nline", "plain"]
+        for stem in stems:
+            (tmp_path / "src" / f"{stem}.c").write_text("")
+        (tmp_path / "ukbuild.toml").write_text(
+            '[project]\nname = "p"\n[action.c]\nforeach = "src/*.c"\ncommand = ["true"]\ninputs = ["{in}"]\n'
+            'outputs = ["{stem}.o"]\n[action.link]\ncommand = ["true"]\ndeps = ["c"]\noutputs = ["l"]\n')
+        result = ukbuild("graph", "-C", tmp_path)
+        assert result.code == 0, result.err
+        quoted = r'"((?:[^"\\\n]|\\.)*)"'
+        lines = result.out.splitlines()
+        assert re.fullmatch(rf"digraph {quoted} {{", lines[0]) and lines[1:2] == ["  rankdir=LR;"] and lines[-1] == "}"
+        nodes, edges = set(), set()
+        unescape = lambda text: re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), text)  # noqa: E731
+        for line in lines[2:-1]:
+            node = re.fullmatch(rf"  {quoted};", line)
+            edge = re.fullmatch(rf"  {quoted} -> {quoted};", line)
+            assert node or edge, line
+            if node:
+                nodes.add(unescape(node.group(1)))
+            else:
+                edges.add((unescape(edge.group(1)), unescape(edge.group(2))))
+        members = {f"c[{stem}]" for stem in stems}
+        assert nodes == members | {"link"}
+        assert edges == {(m, "link") for m in members}
+
+
 class TestPaths:
     def test_two_checkouts_share_keys_and_cache(self, example: Path, cache_dir: Path, tmp_path: Path) -> None:
         """A checkout at another path computes identical keys and executes nothing."""

@@ -164,6 +164,22 @@ class TestIncremental:
         (project / "src" / "b" / "w.c").write_text("int w;\n")
         assert build(project).executed() == ["ar_b", "cc_b[w]", "link"]
 
+    def test_new_source_in_a_directory_without_matches_takes_the_full_path(
+        self, project: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A recursive pattern watches directories that hold no match yet: a source added there
+        is a project change (the full path), not an input change or "up to date"."""
+        (project / "src" / "a" / "sub").mkdir()
+        (project / "src" / "a" / "sub" / "notes.h").write_text("\n")
+        text = (project / "ukbuild.toml").read_text()
+        (project / "ukbuild.toml").write_text(text.replace('"src/a/*.c"', '"src/a/**/*.c"'))
+        build(project)
+        (project / "src" / "a" / "sub" / "w.c").write_text("int w;\n")
+        called = []
+        monkeypatch.setattr(api, "load_project", lambda *a, **k: called.append(a) or REAL_LOAD(*a, **k))
+        assert build(project).executed() == ["ar_a", "cc_a[w]", "link"]
+        assert called
+
     def test_deleted_input_takes_the_full_path(self, project: Path) -> None:
         """A missing input is a configuration error, reported by the full path as usual."""
         build(project)

@@ -21,6 +21,7 @@ outputs = ["same.txt", "d/"]
 
 [action.b]
 command = ["sh", "-c", "printf b > same.txt && mkdir -p d && printf b > d/extra"]
+deps = ["a"]  # (two actions may write one path only when one builds on the other)
 outputs = ["same.txt", "d/extra"]
 """
 
@@ -40,6 +41,23 @@ def test_overlapping_targets_are_placed_in_order(tmp_path: Path, order: list[str
         for path in (tmp_path / "out").rglob("*"):
             assert not path.name.endswith(".ukbuild-tmp"), path
         (tmp_path / "out" / "same.txt").unlink()
+
+
+@pytest.mark.parametrize("second", [
+    '[action.b]\ncommand = ["sh", "-c", "cat d/x > d/x.checked"]\ndeps = ["a"]\noutputs = ["d/x", "d/x.checked"]\n',
+    '[action.b]\ncommand = ["sh", "-c", "mkdir -p d && echo a > d/x"]\noutputs = ["d/"]\n',
+    '[action.b]\ncommand = ["true"]\ndeps = ["a"]\noutputs = ["d/"]\n[action.c]\ncommand = ["true"]\n'
+    'deps = ["b"]\noutputs = ["d/x"]\n',
+])
+def test_outputs_may_overlap_along_a_dependency_or_between_twins(tmp_path: Path, second: str) -> None:
+    """A dependant passing on (a verify step) or adding to what it staged, directly or not, and
+    the same step declared twice (same key, same bytes) may declare the same output paths."""
+    from ukbuild._project import load_project  # noqa: PLC0415
+
+    (tmp_path / "ukbuild.toml").write_text('[project]\nname = "p"\n[action.a]\n'
+                                           'command = ["sh", "-c", "mkdir -p d && echo a > d/x"]\noutputs = ["d/"]\n'
+                                           + second)
+    assert "b" in load_project(tmp_path).actions
 
 
 @pytest.mark.parametrize(("claimed", "path", "overlaps"), [

@@ -141,3 +141,26 @@ def test_options_refused_at_their_line(
     result = run_ukbuild("build", "-C", project, "--cache-dir", tmp_path / "cache", "bad")
     assert result.code == 2
     assert f"ukbuild.toml:{line_of(project, '[image.bad]')}: {words}" in result.err, result.err
+
+
+@pytest.mark.parametrize(("table", "words", "hint"), [
+    ('format = 5', "image.bad.format: expected a string, got an integer", 'format = "…", one of: raw, iso, oci'),
+    ('unikernel = "hello"\nformat = ["raw"]', "image.bad.format: expected a string, got a list", 'format = "…", one of: raw'),
+    ('format = "ext3"', "image.bad.format: unknown format 'ext3'", "did you mean 'ext2'?"),
+    ('unikernel = "nope"', "image.bad.unikernel: no unikernel named 'nope'", "unikernels: hello"),
+    ('unikernel = "helo"\nformat = "iso"', "image.bad.unikernel: no unikernel named 'helo'", "did you mean 'hello'?"),
+])  # fmt: skip
+def test_format_and_unikernel_refused_at_their_line(
+    table: str, words: str, hint: str, example: Callable[..., Path], tmp_path: Path
+) -> None:
+    """What is wrong is named, whatever else the table lacks: a format that is no string (or no
+    format) before a missing unikernel; an unknown unikernel with the unikernels there are."""
+    project = example(extra=f'\n[image.bad]\n{table}\n')
+    result = run_ukbuild("build", "-C", project, "--cache-dir", tmp_path / "cache", "bad")
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    field = words.split(":")[0].rsplit(".", 1)[1]
+    lines = (project / "ukbuild.toml").read_text().splitlines()
+    line = lines.index("[image.bad]") + 1 + next(i for i, t in enumerate(table.splitlines(), 1) if t.startswith(field))
+    assert f"ukbuild.toml:{line}: {words}" in result.err, result.err
+    assert f"hint: {hint}" in result.err, result.err
