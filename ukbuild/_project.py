@@ -219,6 +219,16 @@ class _Loader:
         normal = "/".join(p for p in parts if p and p != ".") or "."
         return normal + ("/" if value.endswith("/") else "")
 
+    def output(self, value: str, path: tuple[str, ...]) -> str:
+        """An action's output path: a relative path below the scratch root, not the root itself
+        (its output directory would be the whole output dir, pruned to what it made)."""
+        rel = self.relpath(value, path)
+        if rel.rstrip("/") == ".":
+            raise self.error(path, f"{value!r} is the whole scratch directory, not an output in it",
+                             hint='declare the files and directories the action makes, e.g. "build/"',
+                             reason="bad-path")
+        return rel
+
     def exists(self, rel: str) -> bool:
         """Whether project path ``rel`` exists (as ``Path.exists``: a trailing ``/`` is ignored)."""
         return os.path.exists(os.path.join(self.root_str, rel.rstrip("/")))
@@ -626,7 +636,7 @@ class _Loader:
                 Action(
                     name=action_name,
                     argv=[fill(a, "command") for a in command],
-                    outputs=[self.relpath(fill(o, "outputs"), path + ("outputs",)) for o in outputs],
+                    outputs=[self.output(fill(o, "outputs"), path + ("outputs",)) for o in outputs],
                     inputs=staged,
                     env=env,
                     toolchain=toolchain,

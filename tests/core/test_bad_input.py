@@ -15,6 +15,10 @@ from ukbuild._store import Store
 GOOD_ACTION = '[action.a]\ncommand = ["sh", "-c", "echo a > a.txt"]\noutputs = ["a.txt"]\n'
 
 CASES = {
+    "output-is-everything": (
+        '[project]\nname = "p"\n[action.a]\ncommand = ["true"]\noutputs = ["./"]\n',
+        2, r"ukbuild\.toml:5: action\.a\.outputs: './' is the whole scratch directory", "build/",
+    ),
     "malformed-toml": (
         '[project]\nname = "p"\n[action.a\ncommand = []\n',
         2, r"ukbuild\.toml:3: TOML syntax: ", "fix the syntax",
