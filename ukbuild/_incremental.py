@@ -57,16 +57,18 @@ def record(
     outcomes: Mapping[str, Outcome],
     files: Mapping[str, Mapping[str, str]],
     out_dir: str,
+    stats: Mapping[str, tuple[int, int, int, int] | None],
+    tool_paths: list[str],
 ) -> None:
     """After a successful full build: the no-op record, then the incremental one.
 
-    ``files`` holds each target's files as materialised (relative path → digest).
+    ``files`` holds each target's files as materialised (relative path → digest);
+    ``stats`` the tracked paths' stat data as the build read or wrote them;
+    ``tool_paths`` the paths that identify the toolchains.
     """
-    token = _noop.record(state, request, tracked, summary)
+    token = _noop.record(state, request, tracked, summary, stats=dict(stats))
     if token is None or any(name not in files for name in targets):
         return  # (a target without files cannot happen after a successful build)
-    from .toolchains import tool_paths  # noqa: PLC0415
-
     try:
         actions = {n: pickle.dumps(project.actions[n], 5) for n in outcomes}
         context = pickle.dumps((_slim(project), dict(toolchains)), 5)
@@ -79,7 +81,7 @@ def record(
         "deps": {n: list(project.actions[n].dependencies) for n in outcomes},
         "reads": {n: scheduler.reads.get(n, []) for n in outcomes},
         "actions": actions, "files": {n: dict(files[n]) for n in targets}, "out_dir": out_dir,
-        "fixed": [*project.files, *(p for t in toolchains.values() for p in tool_paths(t))],
+        "fixed": [*project.files, *tool_paths],
         "declared": {n: list(project.actions[n].outputs) for n in targets},
         "name": project.name,
     })
@@ -315,7 +317,8 @@ class Rebuild:
                 result = outcome.result if outcome is not None else self.known[name][1]
                 if result is not None:
                     ready.append((name, result))
-            files = materialize(ready, self.store, Path(out_dir), digests, jobs=self.jobs)
+            placed_stats: dict[str, tuple[int, int, int, int]] = {}
+            files = materialize(ready, self.store, Path(out_dir), digests, jobs=self.jobs, stats=placed_stats)
             written = {name: {rel: str(d) for rel, d in placed.items()} for name, placed in files.items()}
         except LostOutput as exc:
             raise Fallback(exc.producer) from exc
@@ -335,7 +338,7 @@ class Rebuild:
                    failed=count["failed"], skipped=count["skipped"], seconds=round(time.monotonic() - start, 6),
                    outputs=outputs, overrides=dict(self.overrides))
         if ok:
-            self._record(scheduler, outcomes, files_now, outputs)
+            self._record(scheduler, outcomes, files_now, outputs, placed_stats)
         return ok
 
     def _checks(self) -> dict[str, Callable[[object], None]]:
@@ -346,7 +349,7 @@ class Rebuild:
         return {name: check for b in backends(plugin_manager()).values() for name, check in b.checks().items()}
 
     def _record(self, scheduler: Scheduler, outcomes: Mapping[str, Outcome], files: dict[str, dict[str, str]],
-                outputs: dict[str, str]) -> None:
+                outputs: dict[str, str], placed: Mapping[str, tuple[int, int, int, int]]) -> None:
         data = self.data
         keys = dict(data["keys"])
         keys.update((n, str(o.key)) for n, o in outcomes.items() if n in self.cone)
@@ -355,12 +358,18 @@ class Rebuild:
         out_dir = data["out_dir"]
         tracked = [*data["fixed"], *_flatten(reads.values()), *(os.path.join(out_dir, rel) for rel in outputs)]
         # Stat data taken before this build stays valid for what it did not write (taken
-        # before hashing, so a change during the build is seen next time).
+        # before hashing, so a change during the build is seen next time); what the cone
+        # read has the stat data its keys read, what was written the data as placed.
         stats = dict(zip(self._recorded["paths"], _noop.stats_of(self._recorded)))
         stats.update(self._stats)
+        for path, key in scheduler.stats.items():
+            if path not in self._stats and path in stats and stats[path] != key:
+                key = _noop.UNKNOWN  # changed during this build; actions outside the cone read it as it was
+            stats[path] = key
         for name in self.writing:
             for rel in files[name]:
                 stats.pop(os.path.join(out_dir, rel), None)
+        stats.update(placed)
         summary = {"project": data["name"], "targets": self.targets, "actions": keys, "outputs": outputs}
         token = _noop.record(self.state, self.request, tracked, summary, stats=stats)
         if token is None:

@@ -16,15 +16,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._executor import LostOutput, output_entries
-from ._journal import FileDigests
+from ._journal import FileDigests, stat_key
 from ._reapi import ActionResult, Digest
 from ._store import COMPRESS_MIN, Store
 from ._trees import DirEntry, FileEntry, LinkEntry
 from .errors import BuildError
 
 
+StatKey = tuple[int, int, int, int]
+
+
 def materialize(
-    results: Sequence[tuple[str, ActionResult]], store: Store, out_dir: Path, digests: FileDigests, *, jobs: int = 1
+    results: Sequence[tuple[str, ActionResult]], store: Store, out_dir: Path, digests: FileDigests, *, jobs: int = 1,
+    stats: dict[str, StatKey] | None = None,
 ) -> dict[str, dict[str, Digest]]:
     """Place the outputs of each named action under ``out_dir``, in order: where two
     write the same path, the later one's stays.
@@ -32,24 +36,29 @@ def materialize(
     The files of all the actions are placed together (the large blobs of one action
     decompress while the small files of another are written); an action whose outputs
     overlap an earlier one's waits until those are placed.  Returns each action's files
-    written or kept (relative path → digest).  Raises :class:`LostOutput` naming an action
-    whose stored blob is gone or corrupt.
+    written or kept (relative path → digest).  ``stats`` receives the stat data of each
+    file as it was written or kept (absolute path → (mtime ns, ctime ns, size, inode)),
+    for the no-op record.  Raises :class:`LostOutput` naming an action whose stored blob
+    is gone or corrupt.
     """
     root = str(out_dir)
     placed: dict[str, dict[str, Digest]] = {}
     pending: list[tuple[str, str, FileEntry]] = []
     claimed = _Claims()
+    written: dict[str, StatKey] = {}
     for name, result in results:
         tops = [o.path for o in (*result.output_files, *result.output_directories, *result.output_symlinks)]
         if any(claimed.overlaps(top) for top in tops):
-            _place(pending, root, store, digests, jobs)
+            _place(pending, root, store, digests, jobs, written)
             pending, claimed = [], _Claims()
         files = _prepare(name, result, store, root)
         pending += [(name, rel, entry) for rel, entry in files.items()]
         for top in tops:
             claimed.add(top)
         placed[name] = {rel: entry.digest for rel, entry in files.items()}
-    _place(pending, root, store, digests, jobs)
+    _place(pending, root, store, digests, jobs, written)
+    if stats is not None:
+        stats.update((os.path.join(root, rel), key) for rel, key in written.items())
     return placed
 
 
@@ -99,13 +108,17 @@ def _prepare(name: str, result: ActionResult, store: Store, root: str) -> dict[s
     return files
 
 
-def _place(files: list[tuple[str, str, FileEntry]], root: str, store: Store, digests: FileDigests, jobs: int) -> None:
-    """Write the files: (action name, relative path, entry)."""
+def _place(
+    files: list[tuple[str, str, FileEntry]], root: str, store: Store, digests: FileDigests, jobs: int,
+    written: dict[str, StatKey],
+) -> None:
+    """Write the files: (action name, relative path, entry); ``written`` receives each
+    one's stat data as placed, by relative path."""
     final = {rel: (name, entry) for name, rel, entry in files}
 
     def place(rel: str) -> None:
         name, entry = final[rel]
-        _place_file(name, entry, os.path.join(root, rel), store, digests)
+        written[rel] = _place_file(name, entry, os.path.join(root, rel), store, digests)
 
     def place_all(rels: list[str]) -> None:
         for rel in rels:
@@ -142,7 +155,8 @@ def _make_dir(path: str, made: set[str]) -> None:
     made.add(path)
 
 
-def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests: FileDigests) -> None:
+def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests: FileDigests) -> StatKey:
+    """Write one file (unless it is in place already); its stat data as placed."""
     mode = 0o755 if entry.executable else 0o644
     tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.ukbuild-tmp")
     try:
@@ -150,12 +164,13 @@ def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests:
     except FileNotFoundError:
         st = None
     if st is not None and stat.S_ISREG(st.st_mode):
+        # (stat'ed before hashing: a change from now on is seen by the next build)
         if st.st_size == entry.digest.size and digests(target, st) == entry.digest:
             if st.st_mode & 0o777 != mode:
-                os.chmod(target, mode)
+                os.chmod(target, mode)  # (the stat before: the next build looks again)
             if os.path.lexists(tmp):  # a killed build's partial copy
                 os.unlink(tmp)
-            return
+            return stat_key(st)
     placed = False
     try:
         if not store.export(entry.digest, tmp, executable=entry.executable, exact_mode=True):
@@ -164,6 +179,7 @@ def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests:
             shutil.rmtree(target)
         os.replace(tmp, target)
         placed = True
+        return stat_key(os.lstat(target))
     finally:
         if not placed and os.path.lexists(tmp):
             os.unlink(tmp)

@@ -2,9 +2,12 @@
 
 After a successful build, the stat data of every file that went into it
 (project file, inputs, tool binaries, patches) and of every output written
-is recorded next to the outputs.  If none of them changed and the request is
-the same, the build is up to date — found with one ``stat`` per file and no
-imports beyond the standard library, as ninja does with its log.
+is recorded next to the outputs — as the build read each one (stat'ed before
+it was parsed or hashed) or wrote it, never as it is when the build ends, so
+an edit made during the build is seen by the next one.  If none of them
+changed and the request is the same, the build is up to date — found with one
+``stat`` per file and no imports beyond the standard library, as ninja does
+with its log.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import struct
 from ._version import __version__
 
 STATE_DIR = ".ukbuild"
-FORMAT = 4
+FORMAT = 5
 #: Stat data, packed: (mtime ns, ctime ns, size, inode) per path, in one bytes object
 #: (loading 4 integer objects per path cost a twentieth of a 10k-action no-op).
 _STAT = struct.Struct("4q")
-#: A path that was missing when recorded (no file has size -1).
+#: A path that was missing when recorded (no file has size -1): still missing is unchanged.
 _MISSING = (0, 0, -1, 0)
+#: A path whose state the build cannot vouch for (it changed while the build read it):
+#: never matches, so the next build looks at it again.
+UNKNOWN = (0, 0, -2, 0)
 
 
 def state_dir(out_dir: str, explicit: str | None = None) -> str:
@@ -66,14 +72,21 @@ def check(state: str, req: list[object]) -> dict | None:  # type: ignore[type-ar
     index = 0
     try:
         for path, (mtime, ctime, size, ino) in zip(data["paths"], _STAT.iter_unpack(data["stats"]), strict=True):
-            st = lstat(path)
+            try:
+                st = lstat(path)
+            except OSError:
+                if size != -1:  # gone (or never there, which stays unchanged)
+                    _last = (state, req, data, index)
+                    return None
+                index += 1
+                continue
             if st.st_mtime_ns != mtime or st.st_ctime_ns != ctime or st.st_size != size or st.st_ino != ino:
                 _last = (state, req, data, index)
                 return None
             index += 1
-    except (OSError, TypeError, ValueError):
+    except (TypeError, ValueError):
         _last = (state, req, data, index)
-        return None  # a file is gone, or was missing when recorded
+        return None
     return data["summary"]
 
 
@@ -113,7 +126,8 @@ def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | Non
 
 
 def stats_of(data: dict) -> list[tuple[int, int, int, int] | None]:  # type: ignore[type-arg]
-    """A record's stat data, path by path (None: missing when recorded)."""
+    """A record's stat data, path by path (None: missing when recorded; :data:`UNKNOWN`
+    never matches a path's stat)."""
     return [None if s == _MISSING else s for s in _STAT.iter_unpack(data["stats"])]
 
 
@@ -125,9 +139,11 @@ def record(
     *,
     stats: dict[str, tuple[int, int, int, int] | None] | None = None,
 ) -> str | None:
-    """Write the record; ``stats`` gives paths' stat data taken already (the rest are
-    stat'ed now).  Returns the record's token (the incremental record names it), or
-    None when it could not be written."""
+    """Write the record; ``stats`` gives paths' stat data taken when the build read or
+    wrote them (None: missing then; :data:`UNKNOWN`: changed while the build read it).
+    Paths without are stat'ed now, which is right only for what cannot have changed
+    since the build read it.  Returns the record's token (the incremental record names
+    it), or None when it could not be written."""
     paths = sorted(set(paths))
     if stats is None:
         found = [_stat(p) for p in paths]

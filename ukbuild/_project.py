@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._graph import check_graph
+from ._noop import UNKNOWN
 from ._origins import Origins, read_toml
 from .errors import ConfigError
 from .model import (
@@ -91,8 +92,19 @@ def load_project(
     ``configure_answers``.
     """
     file = find_project_file(Path(path)).absolute()  # not resolve(): symlinked inputs (Bazel) stay where given
+    before = _stat(str(file))  # before reading: an edit from now on is seen by the next build
     data, text = read_toml(file)
-    return _Loader(file, text, backends).project(data, dict(retarget or {}))
+    loader = _Loader(file, text, backends)
+    loader.watched[str(file)] = before
+    return loader.project(data, dict(retarget or {}))
+
+
+def _stat(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
 class _Loader:
@@ -105,6 +117,8 @@ class _Loader:
         self.root_str = str(self.root)
         self.origins = Origins(text)
         self.graph_dirs: set[str] = set()
+        #: The stat data of the project file and of ``graph_dirs``, each taken before it was read.
+        self.watched: dict[str, tuple[int, int, int, int] | None] = {}
         self._backends = backends
         #: The loader of the project file itself; included recipe files are read by their own
         #: loaders (for their own file:line), their paths rebased onto the top project's root.
@@ -195,6 +209,30 @@ class _Loader:
         """Whether project path ``rel`` exists (as ``Path.exists``: a trailing ``/`` is ignored)."""
         return os.path.exists(os.path.join(self.root_str, rel.rstrip("/")))
 
+    def watch(self, path: str) -> None:
+        """Have the no-op check watch ``path`` (a recipe file, a directory a glob lists),
+        with its stat data now: call it before reading ``path``."""
+        top = self.top
+        top.graph_dirs.add(path)
+        if path not in top.watched:
+            top.watched[path] = _stat(path)
+
+    def glob_files(self, pattern: str) -> list[str]:
+        """The project files ``pattern`` matches; the directories it lists are watched,
+        each stat'ed before the listing the result comes from."""
+        self.watch(str(self.root / _glob_base(pattern)))
+        for _ in range(3):
+            matches = sorted(glob.glob(pattern, root_dir=self.root, recursive=True))
+            dirs = sorted({str(self.root / os.path.dirname(m)) for m in matches})
+            new = [d for d in dirs if d not in self.top.watched]
+            for d in dirs:
+                self.watch(d)
+            if not new:
+                return matches
+        for d in dirs:  # directories appear as fast as they are listed: vouch for none of them
+            self.top.watched[d] = UNKNOWN
+        return matches
+
     # --- sections -----------------------------------------------------------
 
     def project(self, data: Mapping[str, object], retarget: Mapping[str, str]) -> Project:
@@ -282,6 +320,7 @@ class _Loader:
             platform=host_platform(),
             default_targets=tuple(a for t in default for a in groups[t]),
             files=(str(self.file), *sorted(self.graph_dirs)),
+            file_stats=dict(self.watched),
             toolchains=toolchains,
             unikernels=unikernels,
             images=images,
@@ -345,7 +384,7 @@ class _Loader:
                 reason="missing-input",
             )
         resolved = str(candidate.resolve())
-        self.top.graph_dirs.add(os.path.normpath(candidate.absolute()))  # watched by the no-op check
+        self.watch(os.path.normpath(candidate.absolute()))  # watched by the no-op check
         if resolved in self.loaded and resolved not in self.top.included:
             raise self.error(
                 path, f"{rel!r} includes a file that is being read ({candidate}): an include cycle",
@@ -483,9 +522,7 @@ class _Loader:
         expansions: list[tuple[str, dict[str, str]]] = [(name, {})]
         if "foreach" in table:
             pattern = self.relpath(self.string(table["foreach"], path + ("foreach",)), path + ("foreach",))
-            matches = sorted(glob.glob(pattern, root_dir=self.root, recursive=True))
-            self.graph_dirs.update(str(self.root / os.path.dirname(m)) for m in matches)
-            self.graph_dirs.add(str(self.root / _glob_base(pattern)))
+            matches = self.glob_files(pattern)
             if not matches:
                 raise self.error(path + ("foreach",), f"{pattern!r} matches no file", hint="check the pattern against the project tree", reason="bad-value")
             expansions = [(f"{name}[{subst['stem']}]", subst) for subst in map(_placeholders, matches)]

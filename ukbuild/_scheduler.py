@@ -24,6 +24,7 @@ import attrs
 
 from ._executor import Executor, LostOutput, Staging, action_env, output_entries
 from ._journal import FileDigests, KeyHistory, listing_signature, stat_key
+from ._noop import UNKNOWN
 from ._reapi import ActionResult, Digest
 from ._store import Store
 from ._trees import DirEntry, merkle, scan, walk
@@ -103,6 +104,9 @@ class Scheduler:
         self.use_cache = use_cache
         self.remote = remote
         self.tracked: set[str] = set()
+        #: The stat data of each tracked path as its key read it (:data:`_noop.UNKNOWN` when
+        #: two reads in this build saw different data): what the no-op record keeps.
+        self.stats: dict[str, tuple[int, int, int, int]] = {}
         #: The paths each action's key read (files, directories, the files in them):
         #: the incremental path reruns the actions that read a changed path.
         self.reads: dict[str, list[str]] = {}
@@ -184,10 +188,17 @@ class Scheduler:
         self._trees[memo] = (result, found)
         return found
 
+    def _saw(self, path: str, st: os.stat_result) -> None:
+        """Note the stat data ``path`` had when read (before its content was hashed)."""
+        key = stat_key(st)
+        if self.stats.setdefault(path, key) != key:
+            self.stats[path] = UNKNOWN  # changed between two reads: nothing vouches for it
+
     def _path_value(self, path: str) -> str:
         st = os.lstat(path)
         self.tracked.add(path)
         self._reading.append(path)
+        self._saw(path, st)
         if stat_mod.S_ISDIR(st.st_mode):
             return "tree:" + str(self._tree(path))
         digest = self.digests(path, st)
@@ -198,6 +209,8 @@ class Scheduler:
         found = [os.path.join(path, rel) for rel, _ in listing]
         self.tracked.update(found)
         self._reading.extend(found)
+        for full, (_, st) in zip(found, listing, strict=True):
+            self._saw(full, st)
         signature = listing_signature(listing)
         known = self.digests.tree(path, signature)
         if known is not None:  # nothing in it changed: no per-file lookups, no Merkle encoding
@@ -221,6 +234,7 @@ class Scheduler:
                         "strip": getattr(source, "strip", 1), "patches": patches}
             self.tracked.add(override)
             self._reading.append(override)
+            self._saw(override, os.lstat(override))
             return {"override": "tree:" + str(self._tree(os.path.normpath(override))), "patches": patches}
         if isinstance(source, ArchiveSource):
             return {"fixed": f"sha256:{source.sha256}", "strip": source.strip, "patches": patches}

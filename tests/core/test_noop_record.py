@@ -1,0 +1,129 @@
+"""What the no-op record must catch: a stale record must never answer "up to date" (or skip
+an action) when a full build would do something different.
+
+Each test builds, changes something the record should cover, and checks that the next
+build does what a full build does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.core.helpers import ukbuild
+
+
+def build(project: Path, *extra: str):  # type: ignore[no-untyped-def]
+    result = ukbuild("build", "-C", project, "--json", *extra)
+    assert result.code == 0, result.err + result.out
+    return result
+
+
+def up_to_date(project: Path) -> bool:
+    result = ukbuild("build", "-C", project)
+    assert result.code == 0, result.err + result.out
+    return "up to date" in result.out
+
+
+SLOW = """\
+[project]
+name = "slow"
+
+[action.copy]
+command = ["sh", "-c", "sleep 2; cat in.txt > out.txt"]
+inputs = ["in.txt"]
+outputs = ["out.txt"]
+"""
+
+
+def build_while(project: Path, change) -> None:  # type: ignore[no-untyped-def]
+    """Build in another process and call ``change`` once the action is running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ukbuild", "build", "-C", str(project), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("{") and json.loads(line)["event"] == "action-started":
+            break
+    time.sleep(0.5)  # the input is staged by now; the command still sleeps
+    change()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err + out
+
+
+class TestChangedDuringTheBuild:
+    @pytest.fixture
+    def project(self, tmp_path: Path, cache_dir: Path) -> Path:
+        root = tmp_path / "proj"
+        root.mkdir()
+        (root / "ukbuild.toml").write_text(SLOW)
+        (root / "in.txt").write_text("v1\n")
+        return root
+
+    def test_input_edited_during_the_build_is_built_next_time(self, project: Path) -> None:
+        build_while(project, lambda: (project / "in.txt").write_text("v2\n"))
+        assert (project / "out" / "out.txt").read_text() == "v1\n"  # the build used what it hashed
+        assert not up_to_date(project)
+        assert (project / "out" / "out.txt").read_text() == "v2\n"
+        assert up_to_date(project)
+
+    def test_project_file_edited_during_the_build_is_read_next_time(self, project: Path) -> None:
+        toml = project / "ukbuild.toml"
+        build_while(project, lambda: toml.write_text(SLOW.replace("cat in.txt", "cat in.txt in.txt")))
+        assert (project / "out" / "out.txt").read_text() == "v1\n"
+        assert not up_to_date(project)
+        assert (project / "out" / "out.txt").read_text() == "v1\nv1\n"
+        assert up_to_date(project)
+
+    def test_input_edited_during_an_incremental_build_is_built_next_time(self, project: Path) -> None:
+        build(project)
+        (project / "in.txt").write_text("v2\n")  # the next build takes the incremental path
+        build_while(project, lambda: (project / "in.txt").write_text("v3\n"))
+        assert (project / "out" / "out.txt").read_text() == "v2\n"
+        assert not up_to_date(project)
+        assert (project / "out" / "out.txt").read_text() == "v3\n"
+
+    def test_project_file_edited_while_it_is_parsed(self, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The project file is stat'ed before it is read, not after."""
+        from ukbuild import _project  # noqa: PLC0415
+
+        real = _project.read_toml
+
+        def read_then_edit(path):  # type: ignore[no-untyped-def]
+            found = real(path)
+            if path.name == "ukbuild.toml":
+                path.write_text(SLOW.replace("cat in.txt", "cat in.txt in.txt"))
+            return found
+
+        monkeypatch.setattr(_project, "read_toml", read_then_edit)
+        build(project)
+        monkeypatch.setattr(_project, "read_toml", real)
+        assert (project / "out" / "out.txt").read_text() == "v1\n"
+        assert not up_to_date(project)
+        assert (project / "out" / "out.txt").read_text() == "v1\nv1\n"
+
+
+class TestRecordFormat:
+    def test_missing_stays_unchanged_and_unknown_never_matches(self, tmp_path: Path) -> None:
+        from ukbuild import _noop  # noqa: PLC0415
+
+        here, absent, doubtful = tmp_path / "here", tmp_path / "absent", tmp_path / "doubtful"
+        here.write_text("x")
+        doubtful.write_text("y")
+        state, req = str(tmp_path / "state"), ["request"]
+        paths = [str(here), str(absent), str(doubtful)]
+        _noop.record(state, req, paths, {"actions": {}}, stats={str(absent): None})
+        assert _noop.check(state, req) == {"actions": {}}  # a path missing then and now is unchanged
+        absent.write_text("new")
+        assert _noop.check(state, req) is None
+        absent.unlink()
+        _noop.record(state, req, paths, {"actions": {}}, stats={str(doubtful): _noop.UNKNOWN})
+        assert _noop.check(state, req) is None
+        assert _noop.changes(state, req)[1] == [str(doubtful)]
