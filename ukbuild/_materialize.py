@@ -28,7 +28,7 @@ StatKey = tuple[int, int, int, int]
 
 def materialize(
     results: Sequence[tuple[str, ActionResult]], store: Store, out_dir: Path, digests: FileDigests, *, jobs: int = 1,
-    stats: dict[str, StatKey] | None = None,
+    stats: dict[str, StatKey] | None = None, others: dict[str, list[str]] | None = None,
 ) -> dict[str, dict[str, Digest]]:
     """Place the outputs of each named action under ``out_dir``, in order: where two
     write the same path, the later one's stays.
@@ -36,28 +36,36 @@ def materialize(
     The files of all the actions are placed together (the large blobs of one action
     decompress while the small files of another are written); an action whose outputs
     overlap an earlier one's waits until those are placed.  Returns each action's files
-    written or kept (relative path → digest).  ``stats`` receives the stat data of each
-    file as it was written or kept (absolute path → (mtime ns, ctime ns, size, inode)),
-    for the no-op record.  Raises :class:`LostOutput` naming an action whose stored blob
-    is gone or corrupt.
+    written or kept (relative path → digest); ``others`` receives each action's symlinks
+    and directories (relative paths), ``stats`` the stat data of everything placed as it
+    was left (absolute path → (mtime ns, ctime ns, size, inode); directories once all is
+    placed), for the no-op record.  Raises :class:`LostOutput` naming an action whose
+    stored blob is gone or corrupt.
     """
     root = str(out_dir)
     placed: dict[str, dict[str, Digest]] = {}
     pending: list[tuple[str, str, FileEntry]] = []
     claimed = _Claims()
     written: dict[str, StatKey] = {}
+    dirs: set[str] = set()
     for name, result in results:
         tops = [o.path for o in (*result.output_files, *result.output_directories, *result.output_symlinks)]
         if any(claimed.overlaps(top) for top in tops):
             _place(pending, root, store, digests, jobs, written)
             pending, claimed = [], _Claims()
-        files = _prepare(name, result, store, root)
+        files, links, made = _prepare(name, result, store, root)
         pending += [(name, rel, entry) for rel, entry in files.items()]
         for top in tops:
             claimed.add(top)
         placed[name] = {rel: entry.digest for rel, entry in files.items()}
+        written.update(links)
+        dirs.update(made)
+        if others is not None:
+            others[name] = [*links, *made]
     _place(pending, root, store, digests, jobs, written)
     if stats is not None:
+        for rel in dirs:  # (what is written into a directory changes its stat data)
+            written[rel] = stat_key(os.lstat(os.path.join(root, rel)))
         stats.update((os.path.join(root, rel), key) for rel, key in written.items())
     return placed
 
@@ -83,29 +91,45 @@ def _ancestors(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _prepare(name: str, result: ActionResult, store: Store, root: str) -> dict[str, FileEntry]:
+def _prepare(
+    name: str, result: ActionResult, store: Store, root: str
+) -> tuple[dict[str, FileEntry], dict[str, StatKey], list[str]]:
     """Prune stale files from the action's output directories, make its directories and
-    symlinks; returns the files still to place."""
+    symlinks; returns the files still to place, the symlinks (relative path → stat data
+    as left) and the directories."""
     entries = output_entries(result, store)
     if entries is None:
         raise LostOutput(name)
     for d in result.output_directories:
         _prune(os.path.join(root, d.path), {p[len(d.path) + 1 :] for p in entries if p.startswith(d.path + "/")})
     files: dict[str, FileEntry] = {}
+    links: dict[str, StatKey] = {}
+    dirs: list[str] = []
     made: set[str] = set()
     for rel, entry in sorted(entries.items()):
         target = os.path.join(root, rel)
         if isinstance(entry, DirEntry):
             _make_dir(target, made)
+            dirs.append(rel)
         elif isinstance(entry, LinkEntry):
             _make_dir(os.path.dirname(target), made)
-            if not (os.path.islink(target) and os.readlink(target) == entry.target):
+            st = _lstat(target)  # (before its target is read: a change from now on is seen next time)
+            if not (st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(target) == entry.target):
                 _clear(target)
                 os.symlink(entry.target, target)
+                st = os.lstat(target)
+            links[rel] = stat_key(st)
         else:
             _make_dir(os.path.dirname(target), made)
             files[rel] = entry
-    return files
+    return files, links, dirs
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
 
 
 def _place(

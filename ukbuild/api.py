@@ -334,9 +334,10 @@ class Build:
                                 str(session.out_dir), dict(options.overrides))
         _noop.forget(str(session.state_dir))
         placed: dict[str, StatKey] = {}
+        others: dict[str, list[str]] = {}
         try:
             outcomes = scheduler.run(self.targets)
-            files = self._materialize(scheduler, outcomes, session, placed)
+            files = self._materialize(scheduler, outcomes, session, placed, others)
         finally:
             executor.close()
             session.save()
@@ -354,6 +355,7 @@ class Build:
             tracked = [*project.files, *scheduler.tracked, *tools]
             out_dir = str(session.out_dir)
             tracked += [os.path.join(out_dir, p) for p in written]
+            tracked += [os.path.join(out_dir, p) for target in others.values() for p in target]
             # Each path's stat data as the build read it (or wrote it, for outputs): not as it
             # is now, which may be an edit made during the build.
             for found in (scheduler.stats, session.tool_stats):
@@ -365,22 +367,23 @@ class Build:
                        "actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)}
             _incremental.record(str(session.state_dir), request, tracked, summary, project=project,
                                 targets=self.targets, toolchains=toolchains, scheduler=scheduler,
-                                outcomes=outcomes, files=files, out_dir=out_dir, stats=read_stats,
-                                tool_paths=tools)
+                                outcomes=outcomes, files=files, others=others, out_dir=out_dir,
+                                stats=read_stats, tool_paths=tools)
         return result
 
     def _materialize(
-        self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session, stats: dict[str, StatKey]
+        self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session, stats: dict[str, StatKey],
+        others: dict[str, list[str]],
     ) -> dict[str, dict[str, str]]:
-        """Each target's files written or kept: target → relative path → digest; ``stats``
-        gets their stat data as placed."""
+        """Each target's files written or kept: target → relative path → digest; ``others``
+        gets each target's symlinks and directories, ``stats`` the stat data of all as placed."""
         rebuilt: set[str] = set()
         while True:
             results = ((n, outcomes[n].result) for n in self.targets if n in outcomes)
             ready = [(n, result) for n, result in results if result is not None]
             try:
                 files = materialize(ready, session.store, session.out_dir, session.digests, jobs=self.options.jobs,
-                                    stats=stats)
+                                    stats=stats, others=others)
             except LostOutput as exc:
                 # The stored bytes were corrupt (and are now removed): build it again, then
                 # place everything once more (what is in place already is kept).

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import ukbuild
+from ukbuild import api
 
 
 def build(project: Path, *extra: str):  # type: ignore[no-untyped-def]
@@ -127,3 +128,90 @@ class TestRecordFormat:
         _noop.record(state, req, paths, {"actions": {}}, stats={str(doubtful): _noop.UNKNOWN})
         assert _noop.check(state, req) is None
         assert _noop.changes(state, req)[1] == [str(doubtful)]
+
+
+LINKS = """\
+[project]
+name = "links"
+
+[action.lib]
+command = ["sh", "-c", "echo lib > lib.so.1 && ln -s lib.so.1 lib.so && mkdir -p d/empty d/full && echo f > d/full/f && ln -s full/f d/link"]
+outputs = ["lib.so.1", "lib.so", "d/"]
+"""
+
+
+class TestOutputsBesidesFiles:
+    @pytest.fixture
+    def project(self, tmp_path: Path, cache_dir: Path) -> Path:
+        root = tmp_path / "proj"
+        root.mkdir()
+        (root / "ukbuild.toml").write_text(LINKS)
+        build(root)
+        assert up_to_date(root)
+        return root
+
+    def test_removed_output_symlink_is_put_back(self, project: Path) -> None:
+        (project / "out" / "lib.so").unlink()
+        assert not up_to_date(project)
+        assert os.readlink(project / "out" / "lib.so") == "lib.so.1"
+        assert up_to_date(project)
+
+    def test_retargeted_output_symlink_is_put_back(self, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(api, "load_project", _tripwire)  # the incremental path writes it again
+        for link, target in (("lib.so", "elsewhere"), ("d/link", "../lib.so.1")):
+            path = project / "out" / link
+            path.unlink()
+            path.symlink_to(target)
+            assert not up_to_date(project)
+            assert os.readlink(path) != target
+        assert up_to_date(project)
+
+    def test_removed_empty_output_directory_is_put_back(self, project: Path) -> None:
+        (project / "out" / "d" / "empty").rmdir()
+        assert not up_to_date(project)
+        assert (project / "out" / "d" / "empty").is_dir()
+        assert up_to_date(project)
+
+    def test_stray_file_in_an_output_directory_is_removed(self, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A full build prunes what its action did not produce from an output directory (and
+        so does the incremental path)."""
+        monkeypatch.setattr(api, "load_project", _tripwire)
+        (project / "out" / "d" / "empty" / "stray").write_text("x")
+        assert not up_to_date(project)
+        assert not (project / "out" / "d" / "empty" / "stray").exists()
+        assert up_to_date(project)
+
+
+def _tripwire(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("the full path was taken")
+
+
+NESTED = """\
+[project]
+name = "nested"
+default = ["dir", "file"]
+
+[action.dir]
+command = ["sh", "-c", "mkdir -p d/sub && echo a > d/a"]
+outputs = ["d/"]
+
+[action.file]
+command = ["sh", "-c", "mkdir -p d && echo b > d/b"]
+outputs = ["d/b"]
+"""
+
+
+def test_file_written_into_another_targets_directory(tmp_path: Path, cache_dir: Path) -> None:
+    """Writing one target's file changes the stat data of the other's directory: the two
+    are placed together, as the full path does, and the next build is up to date."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "ukbuild.toml").write_text(NESTED)
+    build(root)
+    assert (root / "out" / "d" / "b").read_text() == "b\n"
+    assert up_to_date(root)
+    (root / "out" / "d" / "b").write_text("clobbered\n")
+    assert not up_to_date(root)
+    assert (root / "out" / "d" / "b").read_text() == "b\n"
+    assert up_to_date(root)
+    assert (root / "out" / "d" / "b").read_text() == "b\n"
