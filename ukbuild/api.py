@@ -32,7 +32,7 @@ from .errors import BuildError, ConfigError, ToolchainError, UkbuildError
 from .events import EventBus, Subscriber
 from .keys import KeyValue, canonical_json, diff_documents
 from .model import Action, Project, SourceInput, Toolchain
-from .toolchains import detect_host_toolchain, tool_paths
+from .toolchains import Lookup, detect_host_toolchain, shadowing, tool_paths, watching_lookups
 
 if TYPE_CHECKING:
     from .plugins import Backend, Check, Detection
@@ -214,14 +214,31 @@ class _Session:
         identify them, as detection found them."""
         found: dict[str, Toolchain] = {}
         for name in sorted(set(names)):
-            found[name] = self._detect(name)
-            self._watch_tools(found[name])
+            with watching_lookups() as lookups:
+                found[name] = self._detect(name)
+            self._watch_tools(found[name], lookups)
         return found
 
-    def _watch_tools(self, toolchain: Toolchain) -> None:
-        seen = self.digests.seen  # (stat data of the files detection hashed, as it hashed them)
-        for path in tool_paths(toolchain):
-            self.tool_stats.setdefault(path, seen[path] if path in seen else _stat(path))
+    def _watch_tools(self, toolchain: Toolchain, lookups: list[Lookup]) -> None:
+        """Stat the paths that identify ``toolchain``; then check that they still lead to
+        what detection found (the files it hashed, the tools it looked up): a path changed
+        in between is recorded as unknown, so that the next build detects again."""
+        stats = self.tool_stats
+        for path in tool_paths(toolchain, lookups):
+            stats.setdefault(path, _stat(path))
+        for path, digest in [*((t.path, t.digest) for t in toolchain.tools), *toolchain.files]:
+            real = os.path.realpath(path)
+            try:
+                st = os.stat(real)
+                same = str(self.digests(real, st)) == digest  # (by stat: hashed again only if changed)
+            except OSError:
+                same = False
+            stats[real] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino) if same else _noop.UNKNOWN
+        for lookup in lookups:
+            name, search, found = lookup
+            if shutil.which(name, path=os.pathsep.join(search)) != found:
+                for path in (*shadowing(lookup), *([found] if found else [])):
+                    stats[path] = _noop.UNKNOWN
 
     def _detect(self, name: str) -> Toolchain:
         spec = self.project.toolchains.get(name)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import ukbuild
+from tests.fakes.mirage.fixture import fake_mirage  # noqa: F401
 from ukbuild import api
 
 
@@ -215,3 +216,85 @@ def test_file_written_into_another_targets_directory(tmp_path: Path, cache_dir: 
     assert (root / "out" / "d" / "b").read_text() == "b\n"
     assert up_to_date(root)
     assert (root / "out" / "d" / "b").read_text() == "b\n"
+
+
+TOOLCHAIN = """\
+[project]
+name = "tools"
+
+[toolchain.m]
+backend = "mirage"
+
+[action.x]
+toolchain = "m"
+command = ["sh", "-c", "echo hi > out.txt"]
+outputs = ["out.txt"]
+"""
+
+
+class TestToolChanges:
+    """A MirageOS toolchain found on PATH (the fake one): its tools may be reached through
+    links, and a tool may be shadowed by a new one earlier on the path."""
+
+    @pytest.fixture
+    def project(self, tmp_path: Path, cache_dir: Path, fake_mirage, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
+        self.tmp = tmp_path
+        self.fake = fake_mirage
+        for name in ("front", "links", "alternatives", "versions"):
+            (tmp_path / name).mkdir()
+        for version in ("a", "b"):
+            dune = tmp_path / "versions" / f"dune-{version}"
+            dune.write_bytes((fake_mirage.bin_dir / "dune").read_bytes() + f"# {version}\n".encode())
+            dune.chmod(0o755)
+        (tmp_path / "alternatives" / "dune").symlink_to(tmp_path / "versions" / "dune-a")
+        (tmp_path / "links" / "dune").symlink_to(tmp_path / "alternatives" / "dune")
+        path = [tmp_path / "front", tmp_path / "links", fake_mirage.bin_dir, "/usr/bin", "/bin"]
+        monkeypatch.setenv("PATH", os.pathsep.join(map(str, path)))
+        for name in ("UKBUILD_MIRAGE_PREFIX", "UKBUILD_SOLO5_PREFIX", "OPAMSWITCH"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("OPAMROOT", str(fake_mirage.opam_root))
+        root = tmp_path / "proj"
+        root.mkdir()
+        (root / "ukbuild.toml").write_text(TOOLCHAIN)
+        assert build(root).executed() == ["x"]
+        assert up_to_date(root)
+        return root
+
+    def test_tool_upgraded_by_retargeting_a_link(self, project: Path) -> None:
+        """update-alternatives: links/dune -> alternatives/dune -> versions/dune-a, then -b."""
+        link = self.tmp / "alternatives" / "dune"
+        new = self.tmp / "alternatives" / ".dune.new"
+        new.symlink_to(self.tmp / "versions" / "dune-b")
+        os.replace(new, link)
+        assert build(project).executed() == ["x"]
+        assert up_to_date(project)
+
+    def test_tool_shadowed_earlier_on_the_search_path(self, project: Path) -> None:
+        shadow = self.tmp / "front" / "dune"
+        shadow.write_bytes((self.tmp / "versions" / "dune-b").read_bytes())
+        shadow.chmod(0o755)
+        assert build(project).executed() == ["x"]
+        assert up_to_date(project)
+
+    def test_non_executable_file_earlier_on_the_search_path_made_executable(self, project: Path) -> None:
+        shadow = self.tmp / "front" / "dune"
+        shadow.write_bytes((self.tmp / "versions" / "dune-b").read_bytes())
+        shadow.chmod(0o644)  # not a candidate yet
+        assert build(project).executed() == []
+        shadow.chmod(0o755)
+        assert build(project).executed() == ["x"]
+
+
+def test_link_chain_names_every_link_on_the_way(tmp_path: Path) -> None:
+    """bin -> usr/bin (a directory link), usr/bin/cc -> ../../etc/alternatives/cc -> gcc-12."""
+    from ukbuild.toolchains import link_chain  # noqa: PLC0415
+
+    (tmp_path / "usr" / "bin").mkdir(parents=True)
+    (tmp_path / "etc" / "alternatives").mkdir(parents=True)
+    (tmp_path / "usr" / "bin" / "gcc-12").write_text("#!/bin/sh\n")
+    (tmp_path / "bin").symlink_to("usr/bin")
+    (tmp_path / "usr" / "bin" / "cc").symlink_to("../../etc/alternatives/cc")
+    (tmp_path / "etc" / "alternatives" / "cc").symlink_to(tmp_path / "usr" / "bin" / "gcc-12")
+    real = os.path.realpath(tmp_path)
+    assert link_chain(str(tmp_path / "bin" / "cc"))[-4:] == [
+        f"{real}/bin", f"{real}/usr/bin/cc", f"{real}/etc/alternatives/cc", f"{real}/usr/bin/gcc-12"]
