@@ -60,15 +60,17 @@ def record(
     out_dir: str,
     stats: Mapping[str, tuple[int, int, int, int] | None],
     tool_paths: list[str],
+    environ: Mapping[str, str | None],
 ) -> None:
     """After a successful full build: the no-op record, then the incremental one.
 
     ``files`` holds each target's files as materialised (relative path → digest),
     ``others`` its symlinks and directories;
     ``stats`` the tracked paths' stat data as the build read or wrote them;
-    ``tool_paths`` the paths that identify the toolchains.
+    ``tool_paths`` the paths that identify the toolchains, ``environ`` the variables
+    their detection read.
     """
-    token = _noop.record(state, request, tracked, summary, stats=dict(stats))
+    token = _noop.record(state, request, tracked, summary, stats=dict(stats), environ=environ)
     if token is None or any(name not in files for name in targets):
         return  # (a target without files cannot happen after a successful build)
     try:
@@ -389,7 +391,8 @@ class Rebuild:
                 stats.pop(os.path.join(out_dir, rel), None)
         stats.update(placed)
         summary = {"project": data["name"], "targets": self.targets, "actions": keys, "outputs": outputs}
-        token = _noop.record(self.state, self.request, tracked, summary, stats=stats)
+        token = _noop.record(self.state, self.request, tracked, summary, stats=stats,
+                             environ=self._recorded.get("environ", {}))
         if token is None:
             return
         actions = dict(data["actions"])

@@ -16,6 +16,10 @@ import marshal
 import os
 import struct
 
+TYPE_CHECKING = False  # (no typing or collections imports on the no-op path)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 from ._version import __version__
 
 STATE_DIR = ".ukbuild"
@@ -66,7 +70,7 @@ def check(state: str, req: list[object]) -> dict | None:  # type: ignore[type-ar
             data = marshal.loads(f.read())  # one read: marshal.load() on a file reads item by item
     except (OSError, EOFError, ValueError, TypeError):
         return None
-    if not isinstance(data, dict) or data.get("request") != req:
+    if not isinstance(data, dict) or data.get("request") != req or not _same_environ(data):
         return None
     lstat = os.lstat
     index = 0
@@ -90,6 +94,17 @@ def check(state: str, req: list[object]) -> dict | None:  # type: ignore[type-ar
     return data["summary"]
 
 
+def _same_environ(data: dict) -> bool:  # type: ignore[type-arg]
+    """Whether the variables toolchain detection read have the values it read."""
+    recorded = data.get("environ")
+    if not recorded:
+        return True
+    environ = os.environ
+    if "" in recorded:  # detection listed the whole environment
+        return {k: v for k, v in recorded.items() if k} == dict(environ)
+    return all(environ.get(name) == value for name, value in recorded.items())
+
+
 def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | None:  # type: ignore[type-arg]
     """For the incremental path: (the record, the paths whose stat changed, their stat
     now), or None when there is no record of the same request.  Goes on from where a
@@ -104,7 +119,7 @@ def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | Non
                 data = marshal.loads(f.read())
         except (OSError, EOFError, ValueError, TypeError):
             return None
-        if not isinstance(data, dict) or data.get("request") != req:
+        if not isinstance(data, dict) or data.get("request") != req or not _same_environ(data):
             return None
         start = 0
     paths = data["paths"]
@@ -138,12 +153,15 @@ def record(
     summary: dict,  # type: ignore[type-arg]
     *,
     stats: dict[str, tuple[int, int, int, int] | None] | None = None,
+    environ: Mapping[str, str | None] | None = None,
 ) -> str | None:
     """Write the record; ``stats`` gives paths' stat data taken when the build read or
     wrote them (None: missing then; :data:`UNKNOWN`: changed while the build read it).
     Paths without are stat'ed now, which is right only for what cannot have changed
     since the build read it.  Returns the record's token (the incremental record names
-    it), or None when it could not be written."""
+    it), or None when it could not be written.  ``environ``: the variables toolchain
+    detection read → their values then (None: unset), which must be the same for
+    :func:`check` to answer."""
     paths = sorted(set(paths))
     if stats is None:
         found = [_stat(p) for p in paths]
@@ -156,7 +174,8 @@ def record(
     try:
         os.makedirs(state, exist_ok=True)
         with open(tmp, "wb") as f:
-            marshal.dump({"request": req, "paths": paths, "stats": packed, "summary": summary, "token": token}, f)
+            marshal.dump({"request": req, "paths": paths, "stats": packed, "summary": summary, "token": token,
+                          "environ": dict(environ or {})}, f)
         os.replace(tmp, target)
     except OSError:
         if os.path.exists(tmp):

@@ -35,7 +35,7 @@ from .model import Action, Project, SourceInput, Toolchain
 from .toolchains import Lookup, detect_host_toolchain, shadowing, tool_paths, watching_lookups
 
 if TYPE_CHECKING:
-    from .plugins import Backend, Check, Detection
+    from .plugins import Backend, Check, Detection, RecordingEnviron
     from .remote import RemoteConfig
     from .remote.execute import RemoteExecutor
     from .runner import Drive, RunResult
@@ -170,6 +170,7 @@ class _Session:
         self._backends = backends
         #: The paths that identify the detected toolchains → their stat data as detected.
         self.tool_stats: dict[str, StatKey | None] = {}
+        self._environ: RecordingEnviron | None = None
         warn: Callable[[str], None] = lambda m: bus.emit("warning", message=m)
         if options.use_cache:
             self.cache_dir: Path | None = Path(options.cache_dir or default_cache_dir()).absolute()
@@ -240,6 +241,18 @@ class _Session:
                 for path in (*shadowing(lookup), *([found] if found else [])):
                     stats[path] = _noop.UNKNOWN
 
+    @property
+    def environ(self) -> RecordingEnviron:
+        """The environment backends detect in (what they read goes into the no-op record)."""
+        if self._environ is None:
+            from .plugins import RecordingEnviron  # noqa: PLC0415 - only projects with backend toolchains
+
+            self._environ = RecordingEnviron(os.environ)
+        return self._environ
+
+    def environ_read(self) -> dict[str, str | None]:
+        return self._environ.recorded() if self._environ is not None else {}
+
     def _detect(self, name: str) -> Toolchain:
         spec = self.project.toolchains.get(name)
         if spec is None:
@@ -255,7 +268,7 @@ class _Session:
                               hint=f"install the ukbuild-{spec.backend} distribution", reason="unknown-backend")
         from .plugins import DetectContext  # noqa: PLC0415 - only projects with backend toolchains
 
-        detection = backend.detect(spec.options, DetectContext(dict(os.environ), self.digests, self.versions))
+        detection = backend.detect(spec.options, DetectContext(self.environ, self.digests, self.versions))
         if detection.toolchain is None:
             raise ToolchainError(
                 f"{spec.origin}: toolchain.{name}: {backend.NAME} toolchain not found: {detection.reason}",
@@ -385,7 +398,7 @@ class Build:
             _incremental.record(str(session.state_dir), request, tracked, summary, project=project,
                                 targets=self.targets, toolchains=toolchains, scheduler=scheduler,
                                 outcomes=outcomes, files=files, others=others, out_dir=out_dir,
-                                stats=read_stats, tool_paths=tools)
+                                stats=read_stats, tool_paths=tools, environ=session.environ_read())
         return result
 
     def _materialize(

@@ -298,3 +298,39 @@ def test_link_chain_names_every_link_on_the_way(tmp_path: Path) -> None:
     real = os.path.realpath(tmp_path)
     assert link_chain(str(tmp_path / "bin" / "cc"))[-4:] == [
         f"{real}/bin", f"{real}/usr/bin/cc", f"{real}/etc/alternatives/cc", f"{real}/usr/bin/gcc-12"]
+
+
+class TestDetectionEnvironment:
+    """Variables a backend's detection reads enter the toolchain (and so keys): the
+    MirageOS backend puts OPAMSWITCH and OPAMROOT into the toolchain's env."""
+
+    @pytest.fixture
+    def project(self, tmp_path: Path, cache_dir: Path, fake_mirage, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
+        monkeypatch.setenv("UKBUILD_MIRAGE_PREFIX", str(fake_mirage.prefix))
+        monkeypatch.delenv("UKBUILD_SOLO5_PREFIX", raising=False)
+        monkeypatch.setenv("OPAMROOT", str(fake_mirage.opam_root))
+        monkeypatch.setenv("OPAMSWITCH", "default")
+        root = tmp_path / "proj"
+        root.mkdir()
+        (root / "ukbuild.toml").write_text(TOOLCHAIN)
+        assert build(root).executed() == ["x"]
+        assert up_to_date(root)
+        return root
+
+    @pytest.mark.parametrize("name", ["OPAMSWITCH", "OPAMROOT"])
+    def test_changed_variable_is_seen(self, project: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(name, "/elsewhere")
+        assert build(project).executed() == ["x"]
+        assert up_to_date(project)
+
+    def test_unset_variable_is_seen(self, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """(Unset, OPAMSWITCH defaults to the switch's name, "default": the same key.)"""
+        monkeypatch.delenv("OPAMSWITCH")
+        assert not up_to_date(project)  # detected again
+        assert up_to_date(project)
+
+    def test_variables_detection_does_not_read_are_not_in_the_record(
+        self, project: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("SOMETHING_ELSE", "1")
+        assert up_to_date(project)
