@@ -223,6 +223,16 @@ class Scheduler:
         self.digests.remember_tree(path, signature, root, max((st.st_mtime for _, st in listing), default=0.0))
         return root
 
+    def _source_tree(self, path: str) -> str:
+        """A source directory's tree (through a link too), its root tracked as well as what is
+        in it: a file added to it changes only the root's stat data."""
+        roots = [path] if not os.path.islink(path) else [path, os.path.realpath(path)]
+        for root in roots:
+            self.tracked.add(root)
+            self._reading.append(root)
+            self._saw(root, os.lstat(root))
+        return "tree:" + str(self._tree(path))
+
     def _source_value(self, item: SourceInput) -> KeyValue:
         source = item.source
         root = str(self.root)
@@ -232,14 +242,11 @@ class Scheduler:
             if os.path.isfile(override):  # an archive (a Debian orig tarball): its bytes, unpacked as pinned
                 return {"override": self._path_value(os.path.normpath(override)),
                         "strip": getattr(source, "strip", 1), "patches": patches}
-            self.tracked.add(override)
-            self._reading.append(override)
-            self._saw(override, os.lstat(override))
-            return {"override": "tree:" + str(self._tree(os.path.normpath(override))), "patches": patches}
+            return {"override": self._source_tree(os.path.normpath(override)), "patches": patches}
         if isinstance(source, ArchiveSource):
             return {"fixed": f"sha256:{source.sha256}", "strip": source.strip, "patches": patches}
         if isinstance(source, LocalSource):
-            return {"tree": "tree:" + str(self._tree(os.path.normpath(os.path.join(root, source.path)))), "patches": patches}
+            return {"tree": self._source_tree(os.path.normpath(os.path.join(root, source.path))), "patches": patches}
         if isinstance(source, FileSource) and source.sha256:
             return {"fixed": f"sha256:{source.sha256}"}
         assert isinstance(source, FileSource) and source.path is not None

@@ -334,3 +334,18 @@ class TestDetectionEnvironment:
     ) -> None:
         monkeypatch.setenv("SOMETHING_ELSE", "1")
         assert up_to_date(project)
+
+
+def test_new_file_in_a_local_package_source(tmp_path: Path, cache_dir: Path) -> None:
+    """A package built from a local directory: a file added to that directory's top."""
+    root = tmp_path / "proj"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "a.txt").write_text("a\n")
+    (root / "ukbuild.toml").write_text(
+        '[project]\nname = "local"\n\n[package.foo]\nsource = { path = "src" }\n'
+        'steps = ["mkdir -p $DESTDIR/usr/share && ls > $DESTDIR/usr/share/list"]\n')
+    build(root)
+    assert up_to_date(root)
+    (root / "src" / "b.txt").write_text("b\n")
+    assert not up_to_date(root)
+    assert (root / "out" / "pkg" / "foo" / "usr" / "share" / "list").read_text() == "a.txt\nb.txt\n"
