@@ -218,20 +218,37 @@ class _Loader:
             top.watched[path] = _stat(path)
 
     def glob_files(self, pattern: str) -> list[str]:
-        """The project files ``pattern`` matches; the directories it lists are watched,
-        each stat'ed before the listing the result comes from."""
-        self.watch(str(self.root / _glob_base(pattern)))
+        """The project files ``pattern`` matches.  Every directory the match depends on is
+        watched (:meth:`listed_dirs`), each stat'ed before the listing the result comes from."""
+        watched = self.top.watched
+        for directory in self.listed_dirs(pattern):
+            self.watch(directory)
         for _ in range(3):
             matches = sorted(glob.glob(pattern, root_dir=self.root, recursive=True))
-            dirs = sorted({str(self.root / os.path.dirname(m)) for m in matches})
-            new = [d for d in dirs if d not in self.top.watched]
-            for d in dirs:
-                self.watch(d)
-            if not new:
+            listed = self.listed_dirs(pattern)
+            fresh = [d for d in listed if d not in watched]
+            if not fresh:  # each one there now was stat'ed before the listing
                 return matches
-        for d in dirs:  # directories appear as fast as they are listed: vouch for none of them
-            self.top.watched[d] = UNKNOWN
+            for directory in fresh:
+                self.watch(directory)
+        for directory in listed:  # directories appear as fast as they are listed: vouch for none
+            watched[directory] = UNKNOWN
         return matches
+
+    def listed_dirs(self, pattern: str) -> list[str]:
+        """The directories whose entries decide what ``pattern`` matches: its fixed base, and
+        at each level from the first wildcard on, every directory matching so far (a file or
+        directory added to one of them changes its stat data)."""
+        parts = pattern.split("/")[:-1]
+        found = {str(self.root / _glob_base(pattern))}
+        magic = False
+        for depth in range(1, len(parts) + 1):
+            magic = magic or any(c in parts[depth - 1] for c in "*?[")
+            if magic:
+                prefix = "/".join(parts[:depth])
+                found.update(os.path.normpath(os.path.join(self.root_str, d))
+                             for d in glob.glob(prefix + "/", root_dir=self.root, recursive=True))
+        return sorted(found)
 
     # --- sections -----------------------------------------------------------
 

@@ -7,6 +7,7 @@ build does what a full build does.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -349,3 +350,26 @@ def test_new_file_in_a_local_package_source(tmp_path: Path, cache_dir: Path) -> 
     (root / "src" / "b.txt").write_text("b\n")
     assert not up_to_date(root)
     assert (root / "out" / "pkg" / "foo" / "usr" / "share" / "list").read_text() == "a.txt\nb.txt\n"
+
+
+@pytest.mark.parametrize("pattern", ["src/*/*.c", "src/**/*.c", "src/*/x/*.c"])
+def test_new_match_in_a_directory_without_matches_yet(tmp_path: Path, cache_dir: Path, pattern: str) -> None:
+    """A foreach pattern with wildcards in directories: a file added where nothing matched."""
+    root = tmp_path / "proj"
+    for d in ("src/a/x", "src/b/x/deep"):
+        (root / d).mkdir(parents=True)
+    (root / "src" / "a" / "x" / "one.c").write_text("1\n")
+    (root / "src" / "a" / "one.c").write_text("1\n")
+    (root / "ukbuild.toml").write_text(
+        f'[project]\nname = "gl"\n\n[action.cp]\nforeach = "{pattern}"\n'
+        'command = ["cp", "{in}", "o/{stem}.o"]\ninputs = ["{in}"]\noutputs = ["o/{stem}.o"]\n')
+    build(root)
+    assert up_to_date(root)
+    for new in ("src/b/x/two.c", "src/b/x/deep/three.c", "src/c/x/four.c", "src/b/five.c"):
+        (root / new).parent.mkdir(parents=True, exist_ok=True)
+        (root / new).write_text("2\n")
+        stem = Path(new).stem
+        wanted = sorted(glob.glob(pattern, root_dir=root, recursive=True))
+        result = build(root)
+        assert (f"cp[{stem}]" in result.executed()) == (new in wanted), (pattern, new)
+        assert up_to_date(root)
