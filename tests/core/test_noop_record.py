@@ -373,3 +373,34 @@ def test_new_match_in_a_directory_without_matches_yet(tmp_path: Path, cache_dir:
         result = build(root)
         assert (f"cp[{stem}]" in result.executed()) == (new in wanted), (pattern, new)
         assert up_to_date(root)
+
+
+def test_no_path_is_statted_when_the_record_is_written(
+    example: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every tracked path's stat data comes from when the build read or wrote it (the
+    example: sources, a directory input, a package, host tools; and symlink outputs)."""
+    from ukbuild import _noop  # noqa: PLC0415
+
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "ukbuild.toml").write_text(LINKS)
+
+    def late(path: str) -> None:
+        raise AssertionError(f"{path} stat'ed after the build")
+
+    monkeypatch.setattr(_noop, "_stat", late)
+    for project in (example, links):
+        build(project)
+        monkeypatch.setattr(_noop, "_stat", REAL_STAT)
+        assert up_to_date(project)
+        monkeypatch.setattr(_noop, "_stat", late)
+
+
+def _real_stat():  # type: ignore[no-untyped-def]
+    from ukbuild import _noop  # noqa: PLC0415
+
+    return _noop._stat
+
+
+REAL_STAT = _real_stat()
