@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .model import Action, Project, Toolchain
 
 FILE = "incremental"
-FORMAT = 1
+FORMAT = 2
 
 
 def _path(state: str) -> str:
@@ -56,17 +56,23 @@ def record(
     scheduler: Scheduler,
     outcomes: Mapping[str, Outcome],
     files: Mapping[str, Mapping[str, str]],
+    others: Mapping[str, list[str]],
     out_dir: str,
+    stats: Mapping[str, tuple[int, int, int, int] | None],
+    tool_paths: list[str],
+    environ: Mapping[str, str | None],
 ) -> None:
     """After a successful full build: the no-op record, then the incremental one.
 
-    ``files`` holds each target's files as materialised (relative path → digest).
+    ``files`` holds each target's files as materialised (relative path → digest),
+    ``others`` its symlinks and directories;
+    ``stats`` the tracked paths' stat data as the build read or wrote them;
+    ``tool_paths`` the paths that identify the toolchains, ``environ`` the variables
+    their detection read.
     """
-    token = _noop.record(state, request, tracked, summary)
+    token = _noop.record(state, request, tracked, summary, stats=dict(stats), environ=environ)
     if token is None or any(name not in files for name in targets):
         return  # (a target without files cannot happen after a successful build)
-    from .toolchains import tool_paths  # noqa: PLC0415
-
     try:
         actions = {n: pickle.dumps(project.actions[n], 5) for n in outcomes}
         context = pickle.dumps((_slim(project), dict(toolchains)), 5)
@@ -78,8 +84,9 @@ def record(
         "targets": list(targets), "keys": summary["actions"],
         "deps": {n: list(project.actions[n].dependencies) for n in outcomes},
         "reads": {n: scheduler.reads.get(n, []) for n in outcomes},
-        "actions": actions, "files": {n: dict(files[n]) for n in targets}, "out_dir": out_dir,
-        "fixed": [*project.files, *(p for t in toolchains.values() for p in tool_paths(t))],
+        "actions": actions, "files": {n: dict(files[n]) for n in targets},
+        "others": {n: list(others.get(n, ())) for n in targets}, "out_dir": out_dir,
+        "fixed": [*project.files, *tool_paths],
         "declared": {n: list(project.actions[n].outputs) for n in targets},
         "name": project.name,
     })
@@ -193,10 +200,20 @@ class Rebuild:
         out_dir = data["out_dir"] + "/"
         by_rel: dict[str, str] = {}
         shared: set[str] = set()
-        for target, files in data["files"].items():
-            for rel in files:
+        entries = {t: [*files, *data["others"][t]] for t, files in data["files"].items()}
+        for target, rels in entries.items():
+            for rel in rels:
                 if by_rel.setdefault(rel, target) != target:
                     shared.add(rel)
+        dirs = {rel: t for t, rels in data["others"].items() for rel in rels if by_rel[rel] == t}
+        if dirs:  # (symlinks are in there too; only directories hold other paths)
+            for target, rels in entries.items():
+                for rel in rels:
+                    parts = rel.split("/")
+                    for i in range(1, len(parts)):
+                        owner = dirs.get("/".join(parts[:i]))
+                        if owner is not None and owner != target:
+                            shared.update((rel, "/".join(parts[:i])))
         remat: set[str] = set()
         for path in changed:
             owner = by_rel.get(path[len(out_dir) :]) if path.startswith(out_dir) else None
@@ -217,8 +234,9 @@ class Rebuild:
                 stack.extend(users.get(name, ()))
         target_set = set(self.targets)
         writing = (cone & target_set) | remat
-        # A path written by two targets ends up as the later one's: only the full path knows.
-        if any(not shared.isdisjoint(data["files"][t]) for t in writing):
+        # A path written by two targets (or inside another's directory) ends up as the
+        # later one's: only the full path knows.
+        if any(not shared.isdisjoint(entries[t]) for t in writing):
             return False
         self.cone, self.remat = cone, remat - cone
         self.writing = [t for t in self.targets if t in writing]
@@ -333,7 +351,10 @@ class Rebuild:
                 result = outcome.result if outcome is not None else self.known[name][1]
                 if result is not None:
                     ready.append((name, result))
-            files = materialize(ready, self.store, Path(out_dir), digests, jobs=self.jobs)
+            placed_stats: dict[str, tuple[int, int, int, int]] = {}
+            others: dict[str, list[str]] = {}
+            files = materialize(ready, self.store, Path(out_dir), digests, jobs=self.jobs, stats=placed_stats,
+                                others=others)
             written = {name: {rel: str(d) for rel, d in placed.items()} for name, placed in files.items()}
         except LostOutput as exc:
             raise Fallback(f"the stored outputs of {exc.producer} are gone") from exc
@@ -353,7 +374,7 @@ class Rebuild:
                    failed=count["failed"], skipped=count["skipped"], seconds=round(time.monotonic() - start, 6),
                    outputs=outputs, overrides=dict(self.overrides))
         if ok:
-            self._record(scheduler, outcomes, files_now, outputs)
+            self._record(scheduler, outcomes, files_now, {**data["others"], **others}, outputs, placed_stats)
         return ok
 
     def _checks(self) -> dict[str, Callable[[object], None]]:
@@ -364,28 +385,38 @@ class Rebuild:
         return {name: check for b in backends(plugin_manager()).values() for name, check in b.checks().items()}
 
     def _record(self, scheduler: Scheduler, outcomes: Mapping[str, Outcome], files: dict[str, dict[str, str]],
-                outputs: dict[str, str]) -> None:
+                others: dict[str, list[str]], outputs: dict[str, str],
+                placed: Mapping[str, tuple[int, int, int, int]]) -> None:
         data = self.data
         keys = dict(data["keys"])
         keys.update((n, str(o.key)) for n, o in outcomes.items() if n in self.cone)
         reads = dict(data["reads"])
         reads.update((n, scheduler.reads.get(n, [])) for n in self.cone)
         out_dir = data["out_dir"]
-        tracked = [*data["fixed"], *_flatten(reads.values()), *(os.path.join(out_dir, rel) for rel in outputs)]
+        tracked = [*data["fixed"], *_flatten(reads.values()), *(os.path.join(out_dir, rel) for rel in outputs),
+                   *(os.path.join(out_dir, rel) for rel in _flatten(others.values()))]
         # Stat data taken before this build stays valid for what it did not write (taken
-        # before hashing, so a change during the build is seen next time).
+        # before hashing, so a change during the build is seen next time); what the cone
+        # read has the stat data its keys read, what was written the data as placed.
         stats = dict(zip(self._recorded["paths"], _noop.stats_of(self._recorded)))
         stats.update(self._stats)
+        for path, key in scheduler.stats.items():
+            if path not in self._stats and path in stats and stats[path] != key:
+                key = _noop.UNKNOWN  # changed during this build; actions outside the cone read it as it was
+            stats[path] = key
         for name in self.writing:
-            for rel in files[name]:
+            for rel in (*data["files"][name], *data["others"][name], *files[name], *others[name]):
                 stats.pop(os.path.join(out_dir, rel), None)
+        stats.update(placed)
         summary = {"project": data["name"], "targets": self.targets, "actions": keys, "outputs": outputs}
-        token = _noop.record(self.state, self.request, tracked, summary, stats=stats)
+        token = _noop.record(self.state, self.request, tracked, summary, stats=stats,
+                             environ=self._recorded.get("environ", {}))
         if token is None:
             return
         actions = dict(data["actions"])
         actions.update((n, pickle.dumps(a, 5)) for n, a in self.actions.items())
-        _save(self.state, {**data, "token": token, "keys": keys, "reads": reads, "files": files, "actions": actions})
+        _save(self.state, {**data, "token": token, "keys": keys, "reads": reads, "files": files, "others": others,
+                           "actions": actions})
 
 
 def _flatten(lists: Iterable[list[str]]) -> Iterable[str]:

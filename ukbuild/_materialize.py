@@ -18,15 +18,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._executor import LostOutput, output_entries
-from ._journal import FileDigests
+from ._journal import FileDigests, stat_key
 from ._reapi import ActionResult, Digest
 from ._store import COMPRESS_MIN, Store
 from ._trees import DirEntry, FileEntry, LinkEntry
 from .errors import BuildError
 
 
+StatKey = tuple[int, int, int, int]
+
+
 def materialize(
-    results: Sequence[tuple[str, ActionResult]], store: Store, out_dir: Path, digests: FileDigests, *, jobs: int = 1
+    results: Sequence[tuple[str, ActionResult]], store: Store, out_dir: Path, digests: FileDigests, *, jobs: int = 1,
+    stats: dict[str, StatKey] | None = None, others: dict[str, list[str]] | None = None,
 ) -> dict[str, dict[str, Digest]]:
     """Place the outputs of each named action under ``out_dir``, in order: where two
     write the same path, the later one's stays.
@@ -34,27 +38,40 @@ def materialize(
     The files of all the actions are placed together (the large blobs of one action
     decompress while the small files of another are written); an action whose outputs
     overlap an earlier one's waits until those are placed.  Returns each action's files
-    written or kept (relative path → digest).  Raises :class:`LostOutput` naming an action
-    whose stored blob is gone or corrupt.
+    written or kept (relative path → digest); ``others`` receives each action's symlinks
+    and directories (relative paths), ``stats`` the stat data of everything placed as it
+    was left (absolute path → (mtime ns, ctime ns, size, inode); directories once all is
+    placed), for the no-op record.  Raises :class:`LostOutput` naming an action whose
+    stored blob is gone or corrupt.
     """
     root = str(out_dir)
     placed: dict[str, dict[str, Digest]] = {}
     pending: list[tuple[str, str, FileEntry]] = []
     claimed = _Claims()
+    written: dict[str, StatKey] = {}
+    dirs: set[str] = set()
     made: set[str] = set()
     try:
         os.makedirs(root, exist_ok=True)
         for name, result in results:
             tops = [o.path for o in (*result.output_files, *result.output_directories, *result.output_symlinks)]
             if any(claimed.overlaps(top) for top in tops):
-                _place(pending, root, store, digests, jobs)
+                _place(pending, root, store, digests, jobs, written)
                 pending, claimed = [], _Claims()
-            files = _prepare(name, result, store, root, made)
+            files, links, entry_dirs = _prepare(name, result, store, root, made)
             pending += [(name, rel, entry) for rel, entry in files.items()]
             for top in tops:
                 claimed.add(top)
             placed[name] = {rel: entry.digest for rel, entry in files.items()}
-        _place(pending, root, store, digests, jobs)
+            written.update(links)
+            dirs.update(entry_dirs)
+            if others is not None:
+                others[name] = [*links, *entry_dirs]
+        _place(pending, root, store, digests, jobs, written)
+        if stats is not None:
+            for rel in dirs:  # (what is written into a directory changes its stat data)
+                written[rel] = stat_key(os.lstat(os.path.join(root, rel)))
+            stats.update((os.path.join(root, rel), key) for rel, key in written.items())
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         raise BuildError(f"cannot write the outputs into {out_dir}: {where}{exc.strerror}",
@@ -84,9 +101,12 @@ def _ancestors(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _prepare(name: str, result: ActionResult, store: Store, root: str, made: set[str]) -> dict[str, FileEntry]:
+def _prepare(
+    name: str, result: ActionResult, store: Store, root: str, made: set[str]
+) -> tuple[dict[str, FileEntry], dict[str, StatKey], list[str]]:
     """Prune stale files from the action's output directories, make its directories and
-    symlinks; returns the files still to place."""
+    symlinks; returns the files still to place, the symlinks (relative path → stat data
+    as left) and the directories."""
     entries = output_entries(result, store)
     if entries is None:
         raise LostOutput(name)
@@ -94,28 +114,45 @@ def _prepare(name: str, result: ActionResult, store: Store, root: str, made: set
         _make_dir(root, posixpath.dirname(d.path), made)  # (never prune through a symlink)
         _prune(os.path.join(root, d.path), {p[len(d.path) + 1 :] for p in entries if p.startswith(d.path + "/")})
     files: dict[str, FileEntry] = {}
+    links: dict[str, StatKey] = {}
+    dirs: list[str] = []
     for rel, entry in sorted(entries.items()):
+        target = os.path.join(root, rel)
         if isinstance(entry, DirEntry):
             _make_dir(root, rel, made)
+            dirs.append(rel)
         elif isinstance(entry, LinkEntry):
             _make_dir(root, posixpath.dirname(rel), made)
-            target = os.path.join(root, rel)
-            if not (os.path.islink(target) and os.readlink(target) == entry.target):
+            st = _lstat(target)  # (before its target is read: a change from now on is seen next time)
+            if not (st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(target) == entry.target):
                 _clear(target)
                 os.symlink(entry.target, target)
+                st = os.lstat(target)
+            links[rel] = stat_key(st)
         else:
             _make_dir(root, posixpath.dirname(rel), made)
             files[rel] = entry
-    return files
+    return files, links, dirs
 
 
-def _place(files: list[tuple[str, str, FileEntry]], root: str, store: Store, digests: FileDigests, jobs: int) -> None:
-    """Write the files: (action name, relative path, entry)."""
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _place(
+    files: list[tuple[str, str, FileEntry]], root: str, store: Store, digests: FileDigests, jobs: int,
+    written: dict[str, StatKey],
+) -> None:
+    """Write the files: (action name, relative path, entry); ``written`` receives each
+    one's stat data as placed, by relative path."""
     final = {rel: (name, entry) for name, rel, entry in files}
 
     def place(rel: str) -> None:
         name, entry = final[rel]
-        _place_file(name, entry, os.path.join(root, rel), store, digests)
+        written[rel] = _place_file(name, entry, os.path.join(root, rel), store, digests)
 
     def place_all(rels: list[str]) -> None:
         for rel in rels:
@@ -169,7 +206,8 @@ def _temp_name(target: str) -> str:
     return os.path.join(os.path.dirname(target), f".{base}.ukbuild-tmp")
 
 
-def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests: FileDigests) -> None:
+def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests: FileDigests) -> StatKey:
+    """Write one file (unless it is in place already); its stat data as placed."""
     mode = 0o755 if entry.executable else 0o644
     tmp = _temp_name(target)
     try:
@@ -177,12 +215,13 @@ def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests:
     except FileNotFoundError:
         st = None
     if st is not None and stat.S_ISREG(st.st_mode):
+        # (stat'ed before hashing: a change from now on is seen by the next build)
         if st.st_size == entry.digest.size and digests(target, st) == entry.digest:
             if st.st_mode & 0o777 != mode:
-                os.chmod(target, mode)
+                os.chmod(target, mode)  # (the stat before: the next build looks again)
             if os.path.lexists(tmp):  # a killed build's partial copy
                 os.unlink(tmp)
-            return
+            return stat_key(st)
     placed = False
     try:
         if not store.export(entry.digest, tmp, executable=entry.executable, exact_mode=True):
@@ -191,6 +230,7 @@ def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests:
             shutil.rmtree(target)
         os.replace(tmp, target)
         placed = True
+        return stat_key(os.lstat(target))
     finally:
         if not placed and os.path.lexists(tmp):
             os.unlink(tmp)

@@ -2,9 +2,12 @@
 
 After a successful build, the stat data of every file that went into it
 (project file, inputs, tool binaries, patches) and of every output written
-is recorded next to the outputs.  If none of them changed and the request is
-the same, the build is up to date — found with one ``stat`` per file and no
-imports beyond the standard library, as ninja does with its log.
+is recorded next to the outputs — as the build read each one (stat'ed before
+it was parsed or hashed) or wrote it, never as it is when the build ends, so
+an edit made during the build is seen by the next one.  If none of them
+changed and the request is the same, the build is up to date — found with one
+``stat`` per file and no imports beyond the standard library, as ninja does
+with its log.
 """
 
 from __future__ import annotations
@@ -13,15 +16,22 @@ import marshal
 import os
 import struct
 
+TYPE_CHECKING = False  # (no typing or collections imports on the no-op path)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 from ._version import __version__
 
 STATE_DIR = ".ukbuild"
-FORMAT = 4
+FORMAT = 5
 #: Stat data, packed: (mtime ns, ctime ns, size, inode) per path, in one bytes object
 #: (loading 4 integer objects per path cost a twentieth of a 10k-action no-op).
 _STAT = struct.Struct("4q")
-#: A path that was missing when recorded (no file has size -1).
+#: A path that was missing when recorded (no file has size -1): still missing is unchanged.
 _MISSING = (0, 0, -1, 0)
+#: A path whose state the build cannot vouch for (it changed while the build read it):
+#: never matches, so the next build looks at it again.
+UNKNOWN = (0, 0, -2, 0)
 
 
 def state_dir(out_dir: str, explicit: str | None = None) -> str:
@@ -60,21 +70,39 @@ def check(state: str, req: list[object]) -> dict | None:  # type: ignore[type-ar
             data = marshal.loads(f.read())  # one read: marshal.load() on a file reads item by item
     except (OSError, EOFError, ValueError, TypeError):
         return None
-    if not isinstance(data, dict) or data.get("request") != req:
+    if not isinstance(data, dict) or data.get("request") != req or not _same_environ(data):
         return None
     lstat = os.lstat
     index = 0
     try:
         for path, (mtime, ctime, size, ino) in zip(data["paths"], _STAT.iter_unpack(data["stats"]), strict=True):
-            st = lstat(path)
+            try:
+                st = lstat(path)
+            except OSError:
+                if size != -1:  # gone (or never there, which stays unchanged)
+                    _last = (state, req, data, index)
+                    return None
+                index += 1
+                continue
             if st.st_mtime_ns != mtime or st.st_ctime_ns != ctime or st.st_size != size or st.st_ino != ino:
                 _last = (state, req, data, index)
                 return None
             index += 1
-    except (OSError, TypeError, ValueError):
+    except (TypeError, ValueError):
         _last = (state, req, data, index)
-        return None  # a file is gone, or was missing when recorded
+        return None
     return data["summary"]
+
+
+def _same_environ(data: dict) -> bool:  # type: ignore[type-arg]
+    """Whether the variables toolchain detection read have the values it read."""
+    recorded = data.get("environ")
+    if not recorded:
+        return True
+    environ = os.environ
+    if "" in recorded:  # detection listed the whole environment
+        return {k: v for k, v in recorded.items() if k} == dict(environ)
+    return all(environ.get(name) == value for name, value in recorded.items())
 
 
 def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | None:  # type: ignore[type-arg]
@@ -91,7 +119,7 @@ def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | Non
                 data = marshal.loads(f.read())
         except (OSError, EOFError, ValueError, TypeError):
             return None
-        if not isinstance(data, dict) or data.get("request") != req:
+        if not isinstance(data, dict) or data.get("request") != req or not _same_environ(data):
             return None
         start = 0
     paths = data["paths"]
@@ -113,7 +141,8 @@ def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | Non
 
 
 def stats_of(data: dict) -> list[tuple[int, int, int, int] | None]:  # type: ignore[type-arg]
-    """A record's stat data, path by path (None: missing when recorded)."""
+    """A record's stat data, path by path (None: missing when recorded; :data:`UNKNOWN`
+    never matches a path's stat)."""
     return [None if s == _MISSING else s for s in _STAT.iter_unpack(data["stats"])]
 
 
@@ -124,10 +153,15 @@ def record(
     summary: dict,  # type: ignore[type-arg]
     *,
     stats: dict[str, tuple[int, int, int, int] | None] | None = None,
+    environ: Mapping[str, str | None] | None = None,
 ) -> str | None:
-    """Write the record; ``stats`` gives paths' stat data taken already (the rest are
-    stat'ed now).  Returns the record's token (the incremental record names it), or
-    None when it could not be written."""
+    """Write the record; ``stats`` gives paths' stat data taken when the build read or
+    wrote them (None: missing then; :data:`UNKNOWN`: changed while the build read it).
+    Paths without are stat'ed now, which is right only for what cannot have changed
+    since the build read it.  Returns the record's token (the incremental record names
+    it), or None when it could not be written.  ``environ``: the variables toolchain
+    detection read → their values then (None: unset), which must be the same for
+    :func:`check` to answer."""
     paths = sorted(set(paths))
     if stats is None:
         found = [_stat(p) for p in paths]
@@ -140,7 +174,8 @@ def record(
     try:
         os.makedirs(state, exist_ok=True)
         with open(tmp, "wb") as f:
-            marshal.dump({"request": req, "paths": paths, "stats": packed, "summary": summary, "token": token}, f)
+            marshal.dump({"request": req, "paths": paths, "stats": packed, "summary": summary, "token": token,
+                          "environ": dict(environ or {})}, f)
         os.replace(tmp, target)
     except OSError:
         if os.path.exists(tmp):

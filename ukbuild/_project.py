@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._graph import check_graph, closure
+from ._noop import UNKNOWN
 from ._origins import Origins, read_toml
 from .errors import ConfigError
 from .model import (
@@ -107,8 +108,19 @@ def load_project(
     ``configure_answers``.
     """
     file = find_project_file(Path(path)).absolute()  # not resolve(): symlinked inputs (Bazel) stay where given
+    before = _stat(str(file))  # before reading: an edit from now on is seen by the next build
     data, text = read_toml(file)
-    return _Loader(file, text, backends).project(data, dict(retarget or {}))
+    loader = _Loader(file, text, backends)
+    loader.watched[str(file)] = before
+    return loader.project(data, dict(retarget or {}))
+
+
+def _stat(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
 class _Loader:
@@ -121,6 +133,8 @@ class _Loader:
         self.root_str = str(self.root)
         self.origins = Origins(text)
         self.graph_dirs: set[str] = set()
+        #: The stat data of the project file and of ``graph_dirs``, each taken before it was read.
+        self.watched: dict[str, tuple[int, int, int, int] | None] = {}
         self._backends = backends
         #: The loader of the project file itself; included recipe files are read by their own
         #: loaders (for their own file:line), their paths rebased onto the top project's root.
@@ -233,6 +247,47 @@ class _Loader:
         """Whether project path ``rel`` exists (as ``Path.exists``: a trailing ``/`` is ignored)."""
         return os.path.exists(os.path.join(self.root_str, rel.rstrip("/")))
 
+    def watch(self, path: str) -> None:
+        """Have the no-op check watch ``path`` (a recipe file, a directory a glob lists),
+        with its stat data now: call it before reading ``path``."""
+        top = self.top
+        top.graph_dirs.add(path)
+        if path not in top.watched:
+            top.watched[path] = _stat(path)
+
+    def glob_files(self, pattern: str) -> list[str]:
+        """The project files ``pattern`` matches.  Every directory the match depends on is
+        watched (:meth:`listed_dirs`), each stat'ed before the listing the result comes from."""
+        watched = self.top.watched
+        for directory in self.listed_dirs(pattern):
+            self.watch(directory)
+        for _ in range(3):
+            matches = sorted(glob.glob(pattern, root_dir=self.root, recursive=True))
+            listed = self.listed_dirs(pattern)
+            fresh = [d for d in listed if d not in watched]
+            if not fresh:  # each one there now was stat'ed before the listing
+                return matches
+            for directory in fresh:
+                self.watch(directory)
+        for directory in listed:  # directories appear as fast as they are listed: vouch for none
+            watched[directory] = UNKNOWN
+        return matches
+
+    def listed_dirs(self, pattern: str) -> list[str]:
+        """The directories whose entries decide what ``pattern`` matches: its fixed base, and
+        at each level from the first wildcard on, every directory matching so far (a file or
+        directory added to one of them changes its stat data)."""
+        parts = pattern.split("/")[:-1]
+        found = {str(self.root / _glob_base(pattern))}
+        magic = False
+        for depth in range(1, len(parts) + 1):
+            magic = magic or any(c in parts[depth - 1] for c in "*?[")
+            if magic:
+                prefix = "/".join(parts[:depth])
+                found.update(os.path.normpath(os.path.join(self.root_str, d))
+                             for d in glob.glob(prefix + "/", root_dir=self.root, recursive=True))
+        return sorted(found)
+
     # --- sections -----------------------------------------------------------
 
     def project(self, data: Mapping[str, object], retarget: Mapping[str, str]) -> Project:
@@ -341,6 +396,7 @@ class _Loader:
             platform=host_platform(),
             default_targets=tuple(a for t in default for a in groups[t]),
             files=(str(self.file), *sorted(self.graph_dirs)),
+            file_stats=dict(self.watched),
             toolchains=toolchains,
             unikernels=unikernels,
             images=images,
@@ -449,7 +505,7 @@ class _Loader:
                 reason="missing-input",
             )
         resolved = str(candidate.resolve())
-        self.top.graph_dirs.add(os.path.normpath(candidate.absolute()))  # watched by the no-op check
+        self.watch(os.path.normpath(candidate.absolute()))  # watched by the no-op check
         if resolved in self.loaded and resolved not in self.top.included:
             raise self.error(
                 path, f"{rel!r} includes a file that is being read ({candidate}): an include cycle",
@@ -597,10 +653,7 @@ class _Loader:
         expansions: list[tuple[str, dict[str, str]]] = [(name, {})]
         if "foreach" in table:
             pattern = self.relpath(self.string(table["foreach"], path + ("foreach",)), path + ("foreach",))
-            matches = sorted(glob.glob(pattern, root_dir=self.root, recursive=True))
-            # Every directory the glob reads, matches or not: a file added to any of them changes
-            # its mtime, which the no-op check sees (and the incremental path, as a project change).
-            self.graph_dirs.update(os.path.normpath(self.root / d) for d in _glob_dirs(pattern, self.root_str))
+            matches = self.glob_files(pattern)
             if not matches:
                 raise self.error(path + ("foreach",), f"{pattern!r} matches no file", hint="check the pattern against the project tree", reason="bad-value")
             expansions = [(f"{name}[{subst['stem']}]", subst) for subst in map(_placeholders, matches)]
@@ -865,24 +918,13 @@ def _placeholders(match: str) -> dict[str, str]:
     return {"in": match, "stem": stem, "name": name, "dir": parent or "."}
 
 
-def _glob_dirs(pattern: str, root: str) -> set[str]:
-    """The directories (relative to ``root``) that ``glob(pattern, recursive=True)`` reads.
-
-    A match can only appear as a new entry of one of them: the directory named by the
-    pattern's literal leading part (its base), and each directory below it that matches
-    a longer prefix of the pattern (for ``src/**/*.c``: ``src`` and every directory under it,
-    ``src/sub`` too though it holds no ``.c`` file yet).
-    """
-    parts = pattern.rstrip("/").split("/")
-    literal = 0
-    while literal < len(parts) - 1 and not glob.has_magic(parts[literal]):
-        literal += 1
-    # Prefixes with a wildcard, and a final "**" (which walks every directory below it).
-    ends = range(literal + 1, len(parts) + (parts[-1] == "**"))
-    dirs = {"/".join(parts[:literal]) or "."}
-    for end in ends:
-        dirs.update(d.rstrip("/") for d in glob.glob("/".join(parts[:end]) + "/", root_dir=root, recursive=True))
-    return dirs
+def _glob_base(pattern: str) -> str:
+    parts = []
+    for part in PurePosixPath(pattern).parts:
+        if any(c in part for c in "*?["):
+            break
+        parts.append(part)
+    return "/".join(parts[:-1] if len(parts) == len(PurePosixPath(pattern).parts) else parts)
 
 
 def _kind(value: object) -> str:

@@ -24,6 +24,7 @@ import attrs
 
 from ._executor import Executor, LostOutput, Staging, action_env, output_entries
 from ._journal import FileDigests, KeyHistory, listing_signature, stat_key
+from ._noop import UNKNOWN
 from ._reapi import ActionResult, Digest
 from ._store import Store
 from ._trees import DirEntry, LinkEntry, link_leaves, merkle, scan, walk
@@ -104,6 +105,9 @@ class Scheduler:
         self.use_cache = use_cache
         self.remote = remote
         self.tracked: set[str] = set()
+        #: The stat data of each tracked path as its key read it (:data:`_noop.UNKNOWN` when
+        #: two reads in this build saw different data): what the no-op record keeps.
+        self.stats: dict[str, tuple[int, int, int, int]] = {}
         #: The paths each action's key read (files, directories, the files in them):
         #: the incremental path reruns the actions that read a changed path.
         self.reads: dict[str, list[str]] = {}
@@ -201,12 +205,19 @@ class Scheduler:
         self._trees[memo] = (result, found)
         return found
 
+    def _saw(self, path: str, st: os.stat_result) -> None:
+        """Note the stat data ``path`` had when read (before its content was hashed)."""
+        key = stat_key(st)
+        if self.stats.setdefault(path, key) != key:
+            self.stats[path] = UNKNOWN  # changed between two reads: nothing vouches for it
+
     def _path_value(self, path: str) -> str:
         """An input file's digest or a directory's tree.  An input that is a symlink counts as
         what it points to (staged as a copy): both paths are tracked, so either changing is seen."""
         st = os.lstat(path)
         self.tracked.add(path)
         self._reading.append(path)
+        self._saw(path, st)
         if stat_mod.S_ISLNK(st.st_mode):
             real = os.path.realpath(path)
             try:
@@ -216,6 +227,7 @@ class Scheduler:
                                  hint="restore what it points to, or remove the link", reason="missing-input") from exc
             self.tracked.add(real)
             self._reading.append(real)
+            self._saw(real, st)
         if not (stat_mod.S_ISDIR(st.st_mode) or stat_mod.S_ISREG(st.st_mode)):
             raise BuildError(f"input {path}: not a regular file or directory (a named pipe, socket or device)",
                              hint="inputs are files and directories; create that one at run time instead",
@@ -230,6 +242,8 @@ class Scheduler:
         found = [os.path.join(path, rel) for rel, _ in listing]
         self.tracked.update(found)
         self._reading.extend(found)
+        for full, (_, st) in zip(found, listing, strict=True):
+            self._saw(full, st)
         signature = listing_signature(listing)
         known = self.digests.tree(path, signature)
         if known is not None:  # nothing in it changed: no per-file lookups, no Merkle encoding
@@ -252,6 +266,16 @@ class Scheduler:
         self.digests.remember_tree(path, signature, root, max((st.st_mtime for _, st in listing), default=0.0))
         return root
 
+    def _source_tree(self, path: str) -> str:
+        """A source directory's tree (through a link too), its root tracked as well as what is
+        in it: a file added to it changes only the root's stat data."""
+        roots = [path] if not os.path.islink(path) else [path, os.path.realpath(path)]
+        for root in roots:
+            self.tracked.add(root)
+            self._reading.append(root)
+            self._saw(root, os.lstat(root))
+        return "tree:" + str(self._tree(path))
+
     def _source_value(self, item: SourceInput) -> KeyValue:
         source = item.source
         root = str(self.root)
@@ -261,13 +285,11 @@ class Scheduler:
             if os.path.isfile(override):  # an archive (a Debian orig tarball): its bytes, unpacked as pinned
                 return {"override": self._path_value(os.path.normpath(override)),
                         "strip": getattr(source, "strip", 1), "patches": patches}
-            self.tracked.add(override)
-            self._reading.append(override)
-            return {"override": "tree:" + str(self._tree(os.path.normpath(override))), "patches": patches}
+            return {"override": self._source_tree(os.path.normpath(override)), "patches": patches}
         if isinstance(source, ArchiveSource):
             return {"fixed": f"sha256:{source.sha256}", "strip": source.strip, "patches": patches}
         if isinstance(source, LocalSource):
-            return {"tree": "tree:" + str(self._tree(os.path.normpath(os.path.join(root, source.path)))), "patches": patches}
+            return {"tree": self._source_tree(os.path.normpath(os.path.join(root, source.path))), "patches": patches}
         if isinstance(source, FileSource) and source.sha256:
             return {"fixed": f"sha256:{source.sha256}"}
         assert isinstance(source, FileSource) and source.path is not None

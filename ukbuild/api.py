@@ -32,10 +32,10 @@ from .errors import BuildError, ConfigError, ToolchainError, UkbuildError
 from .events import EventBus, Subscriber
 from .keys import KeyValue, canonical_json, diff_documents
 from .model import Action, Project, SourceInput, Toolchain
-from .toolchains import detect_host_toolchain, tool_paths
+from .toolchains import Lookup, detect_host_toolchain, shadowing, tool_paths, watching_lookups
 
 if TYPE_CHECKING:
-    from .plugins import Backend, Check, Detection
+    from .plugins import Backend, Check, Detection, RecordingEnviron
     from .remote import RemoteConfig
     from .remote.execute import RemoteExecutor
     from .runner import Drive, RunResult
@@ -51,6 +51,17 @@ __all__ = [
     "load_project",
     "run",
 ]
+
+
+StatKey = tuple[int, int, int, int]
+
+
+def _stat(path: str) -> StatKey | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
 def _jobs() -> int:
@@ -196,6 +207,9 @@ class _Session:
         self.digests, self.history, self.versions = self.journal.digests, self.journal.history, self.journal.versions
         self._backends = backends
         self.lock: int | None = None  # (held while the build writes: see _outlock)
+        #: The paths that identify the detected toolchains → their stat data as detected.
+        self.tool_stats: dict[str, StatKey | None] = {}
+        self._environ: RecordingEnviron | None = None
         warn: Callable[[str], None] = lambda m: bus.emit("warning", message=m)
         if options.use_cache:
             self.cache_dir: Path | None = Path(options.cache_dir or default_cache_dir()).absolute()
@@ -239,34 +253,73 @@ class _Session:
         return {name: check for b in self.backends.values() for name, check in b.checks().items()}
 
     def toolchains(self, names: Iterable[str]) -> dict[str, Toolchain]:
+        """Detect the named toolchains; ``tool_stats`` gets the stat data of the paths that
+        identify them, as detection found them."""
         found: dict[str, Toolchain] = {}
         for name in sorted(set(names)):
-            spec = self.project.toolchains.get(name)
-            if spec is None:
-                raise ConfigError(f"no toolchain named '{name}'", reason="unknown-toolchain")
-            if spec.backend is None:
-                found[name] = detect_host_toolchain(
-                    spec.tools, file_digest=self.digests, versions=self.versions, name=name, origin=spec.origin,
-                    launchers=spec.launchers,
-                )
-                continue
-            backend = self.backends.get(spec.backend)
-            if backend is None:
-                raise ConfigError(f"{spec.origin}: toolchain.{name}.backend: backend '{spec.backend}' is not installed",
-                                  hint=f"install the ukbuild-{spec.backend} distribution", reason="unknown-backend")
-            from .plugins import DetectContext  # noqa: PLC0415 - only projects with backend toolchains
-
-            detection = backend.detect(spec.options, DetectContext(dict(os.environ), self.digests, self.versions))
-            if detection.toolchain is None:
-                raise ToolchainError(
-                    f"{spec.origin}: toolchain.{name}: {backend.NAME} toolchain not found: {detection.reason}",
-                    detail="looked in: " + ", ".join(detection.searched) if detection.searched else None,
-                    hint=f"set {detection.env_var} to its install prefix, or put its tools on PATH"
-                    if detection.env_var else None,
-                    reason="toolchain-not-found",
-                )
-            found[name] = attrs.evolve(detection.toolchain, name=name, backend=backend.NAME)
+            with watching_lookups() as lookups:
+                found[name] = self._detect(name)
+            self._watch_tools(found[name], lookups)
         return found
+
+    def _watch_tools(self, toolchain: Toolchain, lookups: list[Lookup]) -> None:
+        """Stat the paths that identify ``toolchain``; then check that they still lead to
+        what detection found (the files it hashed, the tools it looked up): a path changed
+        in between is recorded as unknown, so that the next build detects again."""
+        stats = self.tool_stats
+        for path in tool_paths(toolchain, lookups):
+            stats.setdefault(path, _stat(path))
+        for path, digest in [*((t.path, t.digest) for t in toolchain.tools), *toolchain.files]:
+            real = os.path.realpath(path)
+            try:
+                st = os.stat(real)
+                same = str(self.digests(real, st)) == digest  # (by stat: hashed again only if changed)
+            except OSError:
+                same = False
+            stats[real] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino) if same else _noop.UNKNOWN
+        for lookup in lookups:
+            name, search, found = lookup
+            if shutil.which(name, path=os.pathsep.join(search)) != found:
+                for path in (*shadowing(lookup), *([found] if found else [])):
+                    stats[path] = _noop.UNKNOWN
+
+    @property
+    def environ(self) -> RecordingEnviron:
+        """The environment backends detect in (what they read goes into the no-op record)."""
+        if self._environ is None:
+            from .plugins import RecordingEnviron  # noqa: PLC0415 - only projects with backend toolchains
+
+            self._environ = RecordingEnviron(os.environ)
+        return self._environ
+
+    def environ_read(self) -> dict[str, str | None]:
+        return self._environ.recorded() if self._environ is not None else {}
+
+    def _detect(self, name: str) -> Toolchain:
+        spec = self.project.toolchains.get(name)
+        if spec is None:
+            raise ConfigError(f"no toolchain named '{name}'", reason="unknown-toolchain")
+        if spec.backend is None:
+            return detect_host_toolchain(
+                spec.tools, file_digest=self.digests, versions=self.versions, name=name, origin=spec.origin,
+                launchers=spec.launchers,
+            )
+        backend = self.backends.get(spec.backend)
+        if backend is None:
+            raise ConfigError(f"{spec.origin}: toolchain.{name}.backend: backend '{spec.backend}' is not installed",
+                              hint=f"install the ukbuild-{spec.backend} distribution", reason="unknown-backend")
+        from .plugins import DetectContext  # noqa: PLC0415 - only projects with backend toolchains
+
+        detection = backend.detect(spec.options, DetectContext(self.environ, self.digests, self.versions))
+        if detection.toolchain is None:
+            raise ToolchainError(
+                f"{spec.origin}: toolchain.{name}: {backend.NAME} toolchain not found: {detection.reason}",
+                detail="looked in: " + ", ".join(detection.searched) if detection.searched else None,
+                hint=f"set {detection.env_var} to its install prefix, or put its tools on PATH"
+                if detection.env_var else None,
+                reason="toolchain-not-found",
+            )
+        return attrs.evolve(detection.toolchain, name=name, backend=backend.NAME)
 
     def save(self) -> None:
         self.journal.save()
@@ -312,6 +365,9 @@ class Build:
 
     def _run(self, session: _Session, start: float) -> BuildResult:
         project, options = self.project, self.options
+        # Stat data taken before anything is read (the loader took its files' before parsing):
+        # what changes from now on is seen by the next build.
+        read_stats = {p: project.file_stats[p] if p in project.file_stats else _stat(p) for p in project.files}
         self._bus.emit("build-started", project=project.name, targets=self.targets, jobs=options.jobs,
                        out_dir=str(session.out_dir), cache_dir=str(session.cache_dir) if session.cache_dir else None)
         needed = closure(project.actions, self.targets)
@@ -355,9 +411,11 @@ class Build:
         request = _noop.request(project.files[0] if project.files else "", self.requested,
                                 str(session.out_dir), dict(options.overrides))
         _noop.forget(str(session.state_dir))
+        placed: dict[str, StatKey] = {}
+        others: dict[str, list[str]] = {}
         try:
             outcomes = scheduler.run(self.targets)
-            files = self._materialize(scheduler, outcomes, session)
+            files = self._materialize(scheduler, outcomes, session, placed, others)
         finally:
             executor.close()
             session.save()
@@ -371,26 +429,39 @@ class Build:
             outputs=dict(written), overrides=dict(options.overrides),
         )
         if ok:
-            tracked = [*project.files, *scheduler.tracked, *(p for t in toolchains.values() for p in tool_paths(t))]
+            tools = list(session.tool_stats)
+            tracked = [*project.files, *scheduler.tracked, *tools]
             out_dir = str(session.out_dir)
             tracked += [os.path.join(out_dir, p) for p in written]
+            tracked += [os.path.join(out_dir, p) for target in others.values() for p in target]
+            # Each path's stat data as the build read it (or wrote it, for outputs): not as it
+            # is now, which may be an edit made during the build.
+            for found in (scheduler.stats, session.tool_stats):
+                for path, key in found.items():
+                    if read_stats.setdefault(path, key) != key:
+                        read_stats[path] = _noop.UNKNOWN
+            read_stats.update(placed)
             summary = {"project": project.name, "targets": list(self.targets),
                        "actions": {n: str(o.key) for n, o in outcomes.items()}, "outputs": dict(written)}
             _incremental.record(str(session.state_dir), request, tracked, summary, project=project,
                                 targets=self.targets, toolchains=toolchains, scheduler=scheduler,
-                                outcomes=outcomes, files=files, out_dir=out_dir)
+                                outcomes=outcomes, files=files, others=others, out_dir=out_dir,
+                                stats=read_stats, tool_paths=tools, environ=session.environ_read())
         return result
 
     def _materialize(
-        self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session
+        self, scheduler: Scheduler, outcomes: dict[str, Outcome], session: _Session, stats: dict[str, StatKey],
+        others: dict[str, list[str]],
     ) -> dict[str, dict[str, str]]:
-        """Each target's files written or kept: target → relative path → digest."""
+        """Each target's files written or kept: target → relative path → digest; ``others``
+        gets each target's symlinks and directories, ``stats`` the stat data of all as placed."""
         rebuilt: set[str] = set()
         while True:
             results = ((n, outcomes[n].result) for n in self.targets if n in outcomes)
             ready = [(n, result) for n, result in results if result is not None]
             try:
-                files = materialize(ready, session.store, session.out_dir, session.digests, jobs=self.options.jobs)
+                files = materialize(ready, session.store, session.out_dir, session.digests, jobs=self.options.jobs,
+                                    stats=stats, others=others)
             except LostOutput as exc:
                 # The stored bytes were corrupt (and are now removed): build it again, then
                 # place everything once more (what is in place already is kept).

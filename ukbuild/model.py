@@ -302,6 +302,11 @@ class Project:
     toolchains: Mapping[str, ToolchainSpec] = attrs.field(factory=dict)
     unikernels: Mapping[str, UnikernelSpec] = attrs.field(factory=dict)
     images: Mapping[str, ImageSpec] = attrs.field(factory=dict)
+    #: The stat data of ``files`` taken before they were read — (mtime ns, ctime ns, size,
+    #: inode), None when missing — for the no-op record: an edit made while the project
+    #: was loaded or built is seen by the next build.  Files without are stat'ed when the
+    #: build starts.
+    file_stats: Mapping[str, tuple[int, int, int, int] | None] = attrs.field(factory=dict, eq=False)
 
 
 @attrs.frozen

@@ -12,7 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from ._reapi import Digest
@@ -27,10 +29,69 @@ HOST_COMPILERS = ("cc", "gcc", "c++", "g++", "cpp")
 PROGRAMS = {"ukbuild-emit": "ukbuild.emitters", "ukbuild-app": "ukbuild.app.tool"}
 
 FileDigest = Callable[[str, os.stat_result], Digest]
+#: A tool looked up on a search path: (name, search path, the path found or None).
+Lookup = tuple[str, tuple[str, ...], str | None]
+
+_lookups: ContextVar[list[Lookup] | None] = ContextVar("ukbuild_tool_lookups", default=None)
 
 
 def find_tool(name: str, search_path: Iterable[str]) -> str | None:
-    return shutil.which(name, path=os.pathsep.join(search_path))
+    search = tuple(search_path)
+    found = shutil.which(name, path=os.pathsep.join(search))
+    lookups = _lookups.get()
+    if lookups is not None:
+        lookups.append((name, search, found))
+    return found
+
+
+@contextmanager
+def watching_lookups() -> Iterator[list[Lookup]]:
+    """Collect every :func:`find_tool` call made inside (toolchain detection): a new
+    tool earlier on a search path than the one found changes the toolchain."""
+    lookups: list[Lookup] = []
+    token = _lookups.set(lookups)
+    try:
+        yield lookups
+    finally:
+        _lookups.reset(token)
+
+
+def shadowing(lookup: Lookup) -> list[str]:
+    """The paths that would shadow a lookup's result: the name in each directory before
+    the one it was found in (every one, when it was not found)."""
+    name, search, found = lookup
+    if os.sep in name:
+        return []
+    paths = []
+    for directory in search:
+        candidate = os.path.join(directory, name)
+        if candidate == found:
+            break
+        paths.append(candidate)
+    return paths
+
+
+def link_chain(path: str) -> list[str]:
+    """Every symlink met resolving ``path`` (a link in any component, and the links they
+    lead to: ``/usr/bin/cc -> /etc/alternatives/cc -> /usr/bin/gcc-12``), then the path it
+    resolves to.  Retargeting any of them changes what ``path`` is."""
+    links: list[str] = []
+    pending = os.path.abspath(path)
+    for _ in range(40):  # (the kernel's limit on links followed)
+        parts = pending.split("/")[1:]
+        prefix = ""
+        for i, part in enumerate(parts):
+            current = f"{prefix}/{part}"
+            if os.path.islink(current):
+                links.append(current)
+                target = os.readlink(current)
+                base = target if target.startswith("/") else f"{prefix or '/'}/{target}"
+                pending = os.path.normpath("/".join([base, *parts[i + 1 :]]))
+                break
+            prefix = current
+        else:
+            break
+    return [*dict.fromkeys(links), os.path.realpath(path)]
 
 
 def tool_version(path: str, versions: MutableMapping[str, tuple[tuple[int, int], str]]) -> str:
@@ -87,9 +148,17 @@ def detect_host_toolchain(
     )
 
 
-def tool_paths(toolchain: Toolchain) -> list[str]:
-    """The files whose change must invalidate a cached toolchain identity."""
-    return [os.path.realpath(t.path) for t in toolchain.tools] + [path for path, _digest in toolchain.files]
+def tool_paths(toolchain: Toolchain, lookups: Iterable[Lookup] = ()) -> list[str]:
+    """The paths whose change must invalidate a cached toolchain identity: each tool and
+    identifying file with every link on the way to it (:func:`link_chain`), and for each
+    of ``lookups`` (the :func:`find_tool` calls of its detection) the paths that would
+    shadow what was found (with the links on their way, when they exist)."""
+    paths = [p for t in toolchain.tools for p in link_chain(t.path)]
+    paths += [p for path, _digest in toolchain.files for p in link_chain(path)]
+    for lookup in lookups:
+        for candidate in shadowing(lookup):
+            paths += link_chain(candidate) if os.path.lexists(candidate) else [candidate]
+    return list(dict.fromkeys(paths))
 
 
 def needs_wrappers(toolchain: Toolchain) -> bool:

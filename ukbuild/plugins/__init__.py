@@ -48,7 +48,7 @@ The core imports no backend and no backend imports another.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -81,12 +81,50 @@ Check = Callable[[Path], None]
 
 @attrs.frozen
 class DetectContext:
-    """What detection may use: the environment given (never ``os.environ`` directly),
-    and caches so that a rebuild does not re-run ``--version`` or re-hash tools."""
+    """What detection may use: the environment given (never ``os.environ`` directly: a
+    build gives a :class:`RecordingEnviron`, and a change to a variable read from it makes
+    the next build detect again), and caches so that a rebuild does not re-run
+    ``--version`` or re-hash tools."""
 
     environ: Mapping[str, str]
     file_digest: Callable[..., object]
     versions: dict[str, tuple[tuple[int, int], str]] = attrs.field(factory=dict)
+
+
+class RecordingEnviron(Mapping[str, str]):
+    """A copy of an environment that notes what is read from it: the core gives one to
+    detection, and the no-op record keeps the variables read (with their values), so a
+    build where one of them differs detects again.  Listing it (iterating, ``len``,
+    ``items()``…) makes the whole environment count."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._data = dict(environ)
+        self.read: set[str] = set()
+        self.listed = False
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read.add(key)
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        self.listed = True
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        self.listed = True
+        return len(self._data)
+
+    def recorded(self) -> dict[str, str | None]:
+        """The variables read → their values (None: unset); with the key ``""`` (no variable's
+        name) when the whole environment was listed, and then every variable."""
+        if self.listed:
+            return {"": None, **self._data}
+        return {name: self._data.get(name) for name in sorted(self.read)}
 
 
 @attrs.frozen
