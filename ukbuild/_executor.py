@@ -10,6 +10,7 @@ environment is explicit: nothing leaks from the caller.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import select
 import shutil
@@ -52,6 +53,8 @@ EXEC_TRIES = 5
 ROOT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 WORK_VAR = "${UKBUILD_WORK}"
 LOG_TAIL_LINES = 25
+#: The longest file name most file systems take, in bytes.
+NAME_MAX = 255
 
 
 @attrs.frozen
@@ -71,6 +74,21 @@ class Staging:
 def scratch_root(scratch_dir: str | os.PathLike[str] | None) -> Path:
     """Where actions run: ``scratch_dir``, else ``$TMPDIR/ukbuild-UID``."""
     return Path(scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}")
+
+
+def file_name(name: str, suffix: str = "", *, limit: int = NAME_MAX) -> str:
+    """A file name for ``name`` (an action's or toolchain's) of at most ``limit`` bytes.
+
+    Characters other than letters, digits and ``._-`` become ``_``.  A name
+    that does not fit with ``suffix`` keeps a readable prefix and ends in a
+    short hash of the whole name, so that long names stay apart.
+    """
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    if len(f"{safe}{suffix}".encode()) <= limit:
+        return safe + suffix
+    tag = "-" + hashlib.sha256(name.encode(errors="surrogateescape")).hexdigest()[:16] + suffix
+    prefix = safe.encode()[: limit - len(tag.encode())].decode(errors="ignore")
+    return prefix + tag
 
 
 def action_env(action: Action) -> dict[str, str]:
@@ -108,8 +126,7 @@ class Executor:
         self._lock = threading.Lock()
 
     def log_path(self, action: Action) -> Path:
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in action.name)
-        return self.log_dir / f"{safe}.log"
+        return self.log_dir / file_name(action.name, ".log")
 
     def refuse_offline(self, action: Action) -> None:
         """An offline build runs no step marked as fetching (its result must come from the cache)."""
@@ -337,7 +354,8 @@ class Executor:
         with self._lock:
             found = self._wrappers.get(toolchain.name)
             if found is None:
-                found = Path(tempfile.mkdtemp(prefix=f"tools-{toolchain.name}-", dir=self.scratch_root))
+                prefix = "tools-" + file_name(toolchain.name, "-", limit=NAME_MAX - 14)  # (mkdtemp adds 8)
+                found = Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_root))
                 write_wrappers(toolchain, found, LOGICAL_WORKDIR)
                 self._wrappers[toolchain.name] = found
             return found

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.core.helpers import ukbuild
+from ukbuild._executor import file_name
 from ukbuild._store import Store
 
 
@@ -98,3 +101,37 @@ def test_large_staged_outputs_keep_bytes_modes_and_conflicts(tmp_path: Path) -> 
     result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "clash")
     assert result.code == 1
     assert "staged at the same path" in result.err
+
+
+def test_long_action_and_toolchain_names_get_short_file_names(tmp_path: Path) -> None:
+    """An action or toolchain name of 300 characters (NAME_MAX is 255 bytes): the log and the
+    wrapper dir get a readable prefix and a hash; the log path printed is the real one."""
+    long, tools = "L" * 300, "T" * 300
+    cc = '"cc", ' if shutil.which("cc") else ""  # cc: the toolchain gets a wrapper dir
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "ukbuild.toml").write_text(
+        f'[project]\nname = "p"\n[toolchain.{tools}]\ntools = [{cc}"sh"]\n'
+        f'[action.{long}]\ncommand = ["sh", "-c", "echo the log; exit 1"]\noutputs = ["x"]\ntoolchain = "{tools}"\n'
+        f'[action.{long}x]\ncommand = ["sh", "-c", "echo other; exit 1"]\noutputs = ["y"]\ntoolchain = "{tools}"\n')
+    result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "-k", "--json")
+    assert result.code == 1
+    failed = [e for e in result.events() if e["event"] == "action-failed"]
+    assert [e["reason"] for e in failed] == ["action-failed", "action-failed"]
+    logs = [Path(e["log"]) for e in failed]
+    assert logs[0] != logs[1]
+    for event, log in zip(failed, logs):
+        assert len(os.fsencode(log.name)) <= 255 and log.name.startswith("L" * 200) and log.suffix == ".log"
+        assert log.read_text() in ("the log\n", "other\n")
+        assert event["hint"] == f"full log: {log}"
+    plain = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", long)
+    assert f"full log: {logs[0]}\n" in plain.err or f"full log: {logs[1]}\n" in plain.err
+
+
+def test_file_name_keeps_a_prefix_and_hashes_the_whole_name() -> None:
+    assert file_name("compile[main.c]", ".log") == "compile_main.c_.log"
+    for name in ("a" * 300, "é" * 200, "x/" * 200):
+        short = file_name(name, ".log")
+        assert len(short.encode()) <= 255 and short.endswith(".log"), short
+        assert short[:10] == file_name(name[:10])
+        assert short != file_name(name + "!", ".log")
