@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ._executor import LostOutput, output_entries
+from ._executor import NAME_MAX, LostOutput, file_name, output_entries
 from ._journal import FileDigests
 from ._reapi import ActionResult, Digest
 from ._store import COMPRESS_MIN, Store
@@ -144,7 +144,7 @@ def _make_dir(path: str, made: set[str]) -> None:
 
 def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests: FileDigests) -> None:
     mode = 0o755 if entry.executable else 0o644
-    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.ukbuild-tmp")
+    tmp = _temp_path(target)
     try:
         st = os.lstat(target)
     except FileNotFoundError:
@@ -167,6 +167,16 @@ def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests:
     finally:
         if not placed and os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def _temp_path(target: str) -> str:
+    """``.NAME.ukbuild-tmp`` beside ``target``; for a name too long for that, a shortened
+    name with a hash of the whole (the same every time, so a leftover is still found)."""
+    name = os.path.basename(target)
+    tmp = f".{name}.ukbuild-tmp"
+    if len(os.fsencode(tmp)) > NAME_MAX:
+        tmp = "." + file_name(name, ".ukbuild-tmp", limit=NAME_MAX - 1)
+    return os.path.join(os.path.dirname(target), tmp)
 
 
 def _prune(directory: str, keep: set[str]) -> None:
