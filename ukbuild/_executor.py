@@ -15,6 +15,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from ._journal import stat_key
 from ._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
 from ._sandbox import bwrap_available, wrap
 from ._store import COMPRESS_MIN, Store
-from ._trees import DirEntry, FileEntry, LinkEntry, flatten_tree, scan, tree_message, walk
+from ._trees import DirEntry, FileEntry, LinkEntry, flatten_tree, scan, special_file, tree_message, walk
 from .errors import BuildError, Cancelled, SourceError, UkbuildError
 from .model import (
     LOGICAL_WORKDIR,
@@ -150,8 +151,9 @@ class Executor:
             root = self._root_file_system(staging) if action.rootfs else None
             log = self.log_path(action)
             self._execute(staging, scratch, work, log, cancel, root)
+            produced = self._produced(action, work, log)
             self._check(action, work, log)
-            return self._capture(action, work, log)
+            return self._capture(action, work, log, produced)
         finally:
             if not self.keep_scratch:
                 _remove_tree(scratch)
@@ -458,22 +460,45 @@ class Executor:
                     reason=exc.reason,
                 ) from exc
 
-    def _capture(self, action: Action, work: Path, log: Path) -> ActionResult:
-        files, dirs, links = [], [], []
+    def _produced(self, action: Action, work: Path, log: Path) -> list[tuple[str, Path, os.stat_result]]:
+        """Each declared output with its ``lstat``, of the kind declared: nothing here opens
+        an output, so a named pipe is an error rather than a read that never returns."""
+        found = []
         for output in action.outputs:
             path = work / output
-            if not os.path.lexists(path):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
                 raise BuildError(
                     f"{action.name}: declared output '{output}' was not produced",
                     detail=_tail(log),
                     hint=f"check the command writes {output} relative to the scratch root; full log: {log}",
                     reason="missing-output",
-                )
-            st = os.lstat(path)
-            rel = output.rstrip("/")
+                ) from None
+            mode = st.st_mode
             if output.endswith("/"):
-                if not path.is_dir() or path.is_symlink():
+                if not stat.S_ISDIR(mode):
                     raise BuildError(f"{action.name}: output '{output}' is not a directory", reason="wrong-output-kind")
+            elif stat.S_ISDIR(mode):
+                raise BuildError(
+                    f"{action.name}: output '{output}' is a directory",
+                    hint=f"declare it as '{output}/' to capture a directory", reason="wrong-output-kind",
+                )
+            elif not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+                raise special_file(
+                    f"{action.name}: output {output}", mode,
+                    hint="have the command write a regular file there, or declare another output",
+                )
+            found.append((output, path, st))
+        return found
+
+    def _capture(
+        self, action: Action, work: Path, log: Path, produced: list[tuple[str, Path, os.stat_result]]
+    ) -> ActionResult:
+        files, dirs, links = [], [], []
+        for output, path, st in produced:
+            rel = output.rstrip("/")
+            if stat.S_ISDIR(st.st_mode):
                 try:
                     entries = scan(path, lambda p, _st: self.store.put_file(Path(p)))
                 except BuildError as exc:  # a special file: name it as the action sees it
@@ -482,13 +507,8 @@ class Executor:
                 root_digest, tree, _ = tree_message(entries)
                 tree_digest = self.store.put_bytes(tree.encode())
                 dirs.append(OutputDirectory(rel, tree_digest, root_digest))
-            elif os.path.islink(path):
+            elif stat.S_ISLNK(st.st_mode):
                 links.append(OutputSymlink(rel, os.readlink(path)))
-            elif path.is_dir():
-                raise BuildError(
-                    f"{action.name}: output '{output}' is a directory",
-                    hint=f"declare it as '{output}/' to capture a directory", reason="wrong-output-kind",
-                )
             else:
                 files.append(OutputFile(rel, self.store.put_file(path), bool(st.st_mode & 0o111)))
         log_digest = self.store.put_file(log)
