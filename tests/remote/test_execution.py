@@ -169,6 +169,23 @@ def test_missing_output_is_a_build_error(
     assert "'dir/' was not produced" in error.message or "'out.txt' was not produced" in error.message
 
 
+def test_special_file_output_is_named(
+    tmp_path: Path, workers: Callable[..., WorkerProcess], remote_executor: RemoteConfig
+) -> None:
+    """A named pipe as a declared output, or inside one, on a worker: the failure names the output
+    as the action sees it (it was 'not produced', or a path in the worker's scratch dir)."""
+    workers("w", "--tools", "sh,sleep")
+    root = project(tmp_path, "pipes", '[action.f]\ncommand = ["sh", "-c", "mkfifo pipe"]\noutputs = ["pipe"]\n'
+                   '[action.d]\ncommand = ["sh", "-c", "mkdir d && mkfifo d/pipe"]\noutputs = ["d/"]\n')
+    result = build(root, tmp_path / "cache", remote_executor)
+    for name, path in (("f", "pipe"), ("d", "d/pipe")):
+        error = result.outcomes[name].error
+        assert error is not None and error.reason == "remote-execution-failed"
+        assert error.message == (f"{name}: remote execution failed: output {path}: a named pipe; "
+                                 "ukbuild stores only regular files, symlinks and directories")
+    assert result.count("cached") == 0
+
+
 def test_cli_remote_executor(tmp_path: Path, workers: Callable[..., WorkerProcess], execution: Server) -> None:
     """``ukbuild build --remote-executor URL`` runs the action on a worker, not locally."""
     token = uuid.uuid4()
