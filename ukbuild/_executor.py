@@ -53,7 +53,9 @@ EXEC_TRIES = 5
 #: PATH inside a pinned root file system.
 ROOT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 WORK_VAR = "${UKBUILD_WORK}"
+#: How much of a failed action's log goes into its error (and the action-failed event).
 LOG_TAIL_LINES = 25
+LOG_TAIL_BYTES = 8192
 #: The longest file name most file systems take, in bytes.
 NAME_MAX = 255
 
@@ -585,12 +587,37 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             time.sleep(0.02)
 
 
+#: Control characters other than newline and tab, as escapes: a log may hold anything
+#: (binary output, terminal escape sequences), and its tail is printed to a terminal.
+_VISIBLE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (0x09, 0x0A)} | {0x0D: "\\r"}
+
+
 def _tail(log: Path) -> str:
+    """The end of a log for an error: at most ``LOG_TAIL_LINES`` lines and ``LOG_TAIL_BYTES``
+    bytes, control characters and bytes that are not UTF-8 escaped.  A line cut by the byte
+    cap starts with ``… (N bytes cut)``, N counting everything in the log before it."""
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        with open(log, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            offset = f.seek(max(0, size - LOG_TAIL_BYTES - 2))  # (+ the last newline, + the byte before)
+            data = f.read(size - offset).removesuffix(b"\n")
     except OSError:
         return ""
-    return "\n".join(lines[-LOG_TAIL_LINES:])
+    keep = LOG_TAIL_BYTES
+    while True:  # escapes make the text longer than its bytes: show fewer until it fits
+        start = max(1 if offset else 0, len(data) - keep)
+        lines = data[start:].split(b"\n")
+        mid_line = start > 0 and data[start - 1] != 0x0A
+        if len(lines) > LOG_TAIL_LINES:
+            lines, mid_line = lines[-LOG_TAIL_LINES:], False
+        shown = b"\n".join(lines)
+        if mid_line:
+            shown = shown.lstrip(bytes(range(0x80, 0xC0)))  # no half character
+        text = shown.decode(errors="backslashreplace").translate(_VISIBLE)
+        if len(text.encode()) <= LOG_TAIL_BYTES or keep <= 256:
+            break
+        keep //= 2
+    return f"… ({offset + len(data) - len(shown)} bytes cut) {text}" if mid_line else text
 
 
 def _check_free(target: Path, action: Action) -> None:

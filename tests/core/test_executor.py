@@ -135,3 +135,25 @@ def test_file_name_keeps_a_prefix_and_hashes_the_whole_name() -> None:
         assert len(short.encode()) <= 255 and short.endswith(".log"), short
         assert short[:10] == file_name(name[:10])
         assert short != file_name(name + "!", ".log")
+
+
+def test_failed_actions_log_tail_is_capped_and_escaped(tmp_path: Path) -> None:
+    """A failing action's 3 MB line and raw control bytes: the tail in the error and the event is
+    at most ~8 KiB, its end, saying what was cut, with control characters escaped; the log is whole."""
+    p = write_project(tmp_path,
+        '[action.long]\ncommand = ["sh", "-c", "head -c 3000000 /dev/zero | tr \'\\\\0\' a; echo END; exit 1"]\n'
+        'outputs = ["x"]\n'
+        '[action.raw]\ncommand = ["sh", "-c", "printf \'\\\\033[31mred\\\\007\\\\r\\\\n\\\\001tab\\\\there\\\\n\'; exit 1"]\n'
+        'outputs = ["y"]\n')
+    result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "-k", "--json")
+    assert result.code == 1
+    failed = {e["action"]: e for e in result.events() if e["event"] == "action-failed"}
+    long, raw = failed["long"]["detail"], failed["raw"]["detail"]
+    assert long.startswith("… (2991811 bytes cut) aaaa") and long.endswith("aaaaEND")
+    assert len(long.encode()) < 8300
+    assert Path(failed["long"]["log"]).stat().st_size == 3_000_004
+    assert raw == "\\x1b[31mred\\x07\\r\n\\x01tab\there"
+    plain = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "-k")
+    assert len(plain.err) < 20_000
+    assert "  | \\x1b[31mred\\x07\\r\n  | \\x01tab\there\n" in plain.err
+    assert not set(plain.err) & (set(map(chr, range(32))) - {"\n", "\t"})
