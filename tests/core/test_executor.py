@@ -10,6 +10,7 @@ import pytest
 
 from tests.core.helpers import ukbuild
 from ukbuild._executor import file_name
+from ukbuild._reapi import ActionResult
 from ukbuild._store import Store
 
 
@@ -157,3 +158,10 @@ def test_failed_actions_log_tail_is_capped_and_escaped(tmp_path: Path) -> None:
     assert len(plain.err) < 20_000
     assert "  | \\x1b[31mred\\x07\\r\n  | \\x01tab\there\n" in plain.err
     assert not set(plain.err) & (set(map(chr, range(32))) - {"\n", "\t"})
+
+
+def test_negative_exit_code_survives_the_wire() -> None:
+    """A worker reports a command killed by SIGKILL as exit code -9 (int32): it decodes as -9,
+    not as the 64-bit two's complement."""
+    for code in (-9, -(2**31), 3, 2**31 - 1):
+        assert ActionResult.decode(ActionResult((), (), (), code, None, None).encode()).exit_code == code
