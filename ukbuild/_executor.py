@@ -94,6 +94,16 @@ def file_name(name: str, suffix: str = "", *, limit: int = NAME_MAX) -> str:
     return prefix + tag
 
 
+def ended(status: int) -> str:
+    """How a failed command ended, from its exit status (negative: the signal that killed it)."""
+    if status >= 0:
+        return f"failed with exit status {status}"
+    try:
+        return f"killed by {signal.Signals(-status).name}"
+    except ValueError:
+        return f"killed by signal {-status}"
+
+
 def action_env(action: Action) -> dict[str, str]:
     """The environment as it enters the key (``${UKBUILD_WORK}`` not yet expanded)."""
     return {**FIXED_ENV, **dict(action.env)}
@@ -435,7 +445,7 @@ class Executor:
             raise Cancelled(f"{action.name}: cancelled")
         if status != 0:
             raise BuildError(
-                f"{action.name}: command failed with exit status {status}",
+                f"{action.name}: command {ended(status)}",
                 detail=_tail(log),
                 hint=f"full log: {log}",
                 reason="action-failed",

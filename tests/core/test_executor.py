@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import ukbuild
-from ukbuild._executor import file_name
+from ukbuild._executor import ended, file_name
 from ukbuild._reapi import ActionResult
 from ukbuild._store import Store
 
@@ -158,6 +158,18 @@ def test_failed_actions_log_tail_is_capped_and_escaped(tmp_path: Path) -> None:
     assert len(plain.err) < 20_000
     assert "  | \\x1b[31mred\\x07\\r\n  | \\x01tab\there\n" in plain.err
     assert not set(plain.err) & (set(map(chr, range(32))) - {"\n", "\t"})
+
+
+def test_command_killed_by_a_signal_says_which(tmp_path: Path) -> None:
+    """Not "exit status -9": the signal's name, in the error and in the action-failed event."""
+    p = write_project(tmp_path, '[action.k]\ncommand = ["sh", "-c", "echo dying; kill -9 $$"]\noutputs = ["x"]\n')
+    result = ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c", "--json")
+    assert result.code == 1
+    failed = [e for e in result.events() if e["event"] == "action-failed"]
+    assert [(e["message"], e["reason"], e["detail"]) for e in failed] == [("k: command killed by SIGKILL", "action-failed", "dying")]
+    assert "k: command killed by SIGKILL\n" in ukbuild("build", "-C", p, "--cache-dir", tmp_path / "c").err
+    assert ended(3) == "failed with exit status 3" and ended(-15) == "killed by SIGTERM"
+    assert ended(-200) == "killed by signal 200"
 
 
 def test_negative_exit_code_survives_the_wire() -> None:

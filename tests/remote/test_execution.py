@@ -158,6 +158,16 @@ def test_failing_command_is_a_failure_and_not_cached(
     assert worker.leases() == 2  # BuildGrid did not answer the second Execute from its cache
 
 
+def test_command_killed_by_a_signal_says_which(
+    tmp_path: Path, workers: Callable[..., WorkerProcess], remote_executor: RemoteConfig
+) -> None:
+    workers("w", "--tools", "sh,sleep")
+    root = project(tmp_path, "killed", f'[action.k]\ncommand = ["sh", "-c", "echo {uuid.uuid4()}; kill -9 $$"]\noutputs = ["x"]\n')
+    error = build(root, tmp_path / "cache", remote_executor).outcomes["k"].error
+    assert error is not None and error.reason == "action-failed"
+    assert error.message == "k: command killed by SIGKILL"
+
+
 def test_missing_output_is_a_build_error(
     tmp_path: Path, workers: Callable[..., WorkerProcess], remote_executor: RemoteConfig
 ) -> None:
