@@ -10,10 +10,12 @@ environment is explicit: nothing leaks from the caller.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -28,7 +30,7 @@ from ._journal import stat_key
 from ._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
 from ._sandbox import bwrap_available, wrap
 from ._store import COMPRESS_MIN, Store
-from ._trees import DirEntry, FileEntry, LinkEntry, flatten_tree, scan, tree_message, walk
+from ._trees import DirEntry, FileEntry, LinkEntry, flatten_tree, scan, special_file, tree_message, walk
 from .errors import BuildError, Cancelled, SourceError, UkbuildError
 from .model import (
     LOGICAL_WORKDIR,
@@ -51,7 +53,11 @@ EXEC_TRIES = 5
 #: PATH inside a pinned root file system.
 ROOT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 WORK_VAR = "${UKBUILD_WORK}"
+#: How much of a failed action's log goes into its error (and the action-failed event).
 LOG_TAIL_LINES = 25
+LOG_TAIL_BYTES = 8192
+#: The longest file name most file systems take, in bytes.
+NAME_MAX = 255
 
 
 @attrs.frozen
@@ -71,6 +77,31 @@ class Staging:
 def scratch_root(scratch_dir: str | os.PathLike[str] | None) -> Path:
     """Where actions run: ``scratch_dir``, else ``$TMPDIR/ukbuild-UID``."""
     return Path(scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"ukbuild-{os.getuid()}")
+
+
+def file_name(name: str, suffix: str = "", *, limit: int = NAME_MAX) -> str:
+    """A file name for ``name`` (an action's or toolchain's) of at most ``limit`` bytes.
+
+    Characters other than letters, digits and ``._-`` become ``_``.  A name
+    that does not fit with ``suffix`` keeps a readable prefix and ends in a
+    short hash of the whole name, so that long names stay apart.
+    """
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    if len(f"{safe}{suffix}".encode()) <= limit:
+        return safe + suffix
+    tag = "-" + hashlib.sha256(name.encode(errors="surrogateescape")).hexdigest()[:16] + suffix
+    prefix = safe.encode()[: limit - len(tag.encode())].decode(errors="ignore")
+    return prefix + tag
+
+
+def ended(status: int) -> str:
+    """How a failed command ended, from its exit status (negative: the signal that killed it)."""
+    if status >= 0:
+        return f"failed with exit status {status}"
+    try:
+        return f"killed by {signal.Signals(-status).name}"
+    except ValueError:
+        return f"killed by signal {-status}"
 
 
 def action_env(action: Action) -> dict[str, str]:
@@ -108,8 +139,7 @@ class Executor:
         self._lock = threading.Lock()
 
     def log_path(self, action: Action) -> Path:
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in action.name)
-        return self.log_dir / f"{safe}.log"
+        return self.log_dir / file_name(action.name, ".log")
 
     def refuse_offline(self, action: Action) -> None:
         """An offline build runs no step marked as fetching (its result must come from the cache)."""
@@ -133,8 +163,9 @@ class Executor:
             root = self._root_file_system(staging) if action.rootfs else None
             log = self.log_path(action)
             self._execute(staging, scratch, work, log, cancel, root)
+            produced = self._produced(action, work, log)
             self._check(action, work, log)
-            return self._capture(action, work, log)
+            return self._capture(action, work, log, produced)
         finally:
             if not self.keep_scratch:
                 _remove_tree(scratch)
@@ -338,7 +369,8 @@ class Executor:
         with self._lock:
             found = self._wrappers.get(toolchain.name)
             if found is None:
-                found = Path(tempfile.mkdtemp(prefix=f"tools-{toolchain.name}-", dir=self.scratch_root))
+                prefix = "tools-" + file_name(toolchain.name, "-", limit=NAME_MAX - 14)  # (mkdtemp adds 8)
+                found = Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_root))
                 write_wrappers(toolchain, found, LOGICAL_WORKDIR)
                 self._wrappers[toolchain.name] = found
             return found
@@ -414,7 +446,7 @@ class Executor:
             raise Cancelled(f"{action.name}: cancelled")
         if status != 0:
             raise BuildError(
-                f"{action.name}: command failed with exit status {status}",
+                f"{action.name}: command {ended(status)}",
                 detail=_tail(log),
                 hint=f"full log: {log}",
                 reason="action-failed",
@@ -441,22 +473,45 @@ class Executor:
                     reason=exc.reason,
                 ) from exc
 
-    def _capture(self, action: Action, work: Path, log: Path) -> ActionResult:
-        files, dirs, links = [], [], []
+    def _produced(self, action: Action, work: Path, log: Path) -> list[tuple[str, Path, os.stat_result]]:
+        """Each declared output with its ``lstat``, of the kind declared: nothing here opens
+        an output, so a named pipe is an error rather than a read that never returns."""
+        found = []
         for output in action.outputs:
             path = work / output
-            if not os.path.lexists(path):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
                 raise BuildError(
                     f"{action.name}: declared output '{output}' was not produced",
                     detail=_tail(log),
                     hint=f"check the command writes {output} relative to the scratch root; full log: {log}",
                     reason="missing-output",
-                )
-            st = os.lstat(path)
-            rel = output.rstrip("/")
+                ) from None
+            mode = st.st_mode
             if output.endswith("/"):
-                if not path.is_dir() or path.is_symlink():
+                if not stat.S_ISDIR(mode):
                     raise BuildError(f"{action.name}: output '{output}' is not a directory", reason="wrong-output-kind")
+            elif stat.S_ISDIR(mode):
+                raise BuildError(
+                    f"{action.name}: output '{output}' is a directory",
+                    hint=f"declare it as '{output}/' to capture a directory", reason="wrong-output-kind",
+                )
+            elif not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+                raise special_file(
+                    f"{action.name}: output {output}", mode,
+                    hint="have the command write a regular file there, or declare another output",
+                )
+            found.append((output, path, st))
+        return found
+
+    def _capture(
+        self, action: Action, work: Path, log: Path, produced: list[tuple[str, Path, os.stat_result]]
+    ) -> ActionResult:
+        files, dirs, links = [], [], []
+        for output, path, st in produced:
+            rel = output.rstrip("/")
+            if stat.S_ISDIR(st.st_mode):
                 try:
                     entries = scan(path, lambda p, _st: self.store.put_file(Path(p)))
                 except BuildError as exc:  # a special file: name it as the action sees it
@@ -465,13 +520,8 @@ class Executor:
                 root_digest, tree, _ = tree_message(entries)
                 tree_digest = self.store.put_bytes(tree.encode())
                 dirs.append(OutputDirectory(rel, tree_digest, root_digest))
-            elif os.path.islink(path):
+            elif stat.S_ISLNK(st.st_mode):
                 links.append(OutputSymlink(rel, os.readlink(path)))
-            elif path.is_dir():
-                raise BuildError(
-                    f"{action.name}: output '{output}' is a directory",
-                    hint=f"declare it as '{output}/' to capture a directory", reason="wrong-output-kind",
-                )
             else:
                 files.append(OutputFile(rel, self.store.put_file(path), bool(st.st_mode & 0o111)))
         log_digest = self.store.put_file(log)
@@ -548,12 +598,37 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             time.sleep(0.02)
 
 
+#: Control characters other than newline and tab, as escapes: a log may hold anything
+#: (binary output, terminal escape sequences), and its tail is printed to a terminal.
+_VISIBLE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (0x09, 0x0A)} | {0x0D: "\\r"}
+
+
 def _tail(log: Path) -> str:
+    """The end of a log for an error: at most ``LOG_TAIL_LINES`` lines and ``LOG_TAIL_BYTES``
+    bytes, control characters and bytes that are not UTF-8 escaped.  A line cut by the byte
+    cap starts with ``… (N bytes cut)``, N counting everything in the log before it."""
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        with open(log, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            offset = f.seek(max(0, size - LOG_TAIL_BYTES - 2))  # (+ the last newline, + the byte before)
+            data = f.read(size - offset).removesuffix(b"\n")
     except OSError:
         return ""
-    return "\n".join(lines[-LOG_TAIL_LINES:])
+    keep = LOG_TAIL_BYTES
+    while True:  # escapes make the text longer than its bytes: show fewer until it fits
+        start = max(1 if offset else 0, len(data) - keep)
+        lines = data[start:].split(b"\n")
+        mid_line = start > 0 and data[start - 1] != 0x0A
+        if len(lines) > LOG_TAIL_LINES:
+            lines, mid_line = lines[-LOG_TAIL_LINES:], False
+        shown = b"\n".join(lines)
+        if mid_line:
+            shown = shown.lstrip(bytes(range(0x80, 0xC0)))  # no half character
+        text = shown.decode(errors="backslashreplace").translate(_VISIBLE)
+        if len(text.encode()) <= LOG_TAIL_BYTES or keep <= 256:
+            break
+        keep //= 2
+    return f"… ({offset + len(data) - len(shown)} bytes cut) {text}" if mid_line else text
 
 
 def _check_free(target: Path, action: Action) -> None:

@@ -199,11 +199,11 @@ def _make_dir(root: str, rel: str, made: set[str]) -> None:
 
 def _temp_name(target: str) -> str:
     """Where ``target`` is written before its rename: beside it, hidden, and within NAME_MAX
-    (a long name is shortened to a digest of itself)."""
-    base = os.path.basename(target)
-    if len(os.fsencode(base)) > 200:
-        base = hashlib.sha256(os.fsencode(base)).hexdigest()[:32]
-    return os.path.join(os.path.dirname(target), f".{base}.ukbuild-tmp")
+    (a long name is shortened, the same way each time, so a killed build's copy is found)."""
+    base = os.fsencode(os.path.basename(target))
+    if len(base) > 200:  # a readable start and a digest of the whole name
+        base = base[:100] + b"-" + hashlib.sha256(base).hexdigest()[:16].encode()
+    return os.path.join(os.path.dirname(target), f".{os.fsdecode(base)}.ukbuild-tmp")
 
 
 def _place_file(name: str, entry: FileEntry, target: str, store: Store, digests: FileDigests) -> StatKey:

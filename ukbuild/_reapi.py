@@ -275,8 +275,8 @@ class ActionResult:
             files, dirs, links = [], [], []
             exit_code, out_d, err_d = 0, None, None
             for number, value in _fields(data):
-                if number == 4 and isinstance(value, int):
-                    exit_code = value
+                if number == 4 and isinstance(value, int):  # int32: a negative one is sign-extended
+                    exit_code = value - (1 << 64) if value >= 1 << 63 else value
                     continue
                 if not isinstance(value, bytes):
                     raise ValueError(f"field {number} has the wrong wire type")

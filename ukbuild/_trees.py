@@ -133,6 +133,17 @@ def link_leaves(path: str, target: str) -> bool:
     return pure.is_absolute() or climbs_out((PurePosixPath(path).parent / pure).parts)
 
 
+def special_file(path: str, mode: int, hint: str = "remove it (or create it at run time), "
+                 "or keep it out of inputs and declared output directories") -> BuildError:
+    """The error for a named pipe, socket or device at ``path`` (as the user knows it)."""
+    kind = ("named pipe" if stat_mod.S_ISFIFO(mode) else "socket" if stat_mod.S_ISSOCK(mode)
+            else "device file")
+    return BuildError(
+        f"{path}: a {kind}; ukbuild stores only regular files, symlinks and directories",
+        hint=hint, reason="special-file",
+    )
+
+
 def scan(
     root: Path, file_digest: Callable[[str, os.stat_result], Digest],
     listing: Iterable[tuple[str, os.stat_result]] | None = None,
@@ -149,11 +160,5 @@ def scan(
         elif stat_mod.S_ISDIR(mode):
             entries[rel] = DirEntry()
         else:
-            kind = ("named pipe" if stat_mod.S_ISFIFO(mode) else "socket" if stat_mod.S_ISSOCK(mode)
-                    else "device file")
-            raise BuildError(
-                f"{os.path.join(root, rel)}: a {kind}; ukbuild stores only regular files, symlinks and directories",
-                hint="remove it (or create it at run time), or keep it out of inputs and declared output directories",
-                reason="special-file",
-            )
+            raise special_file(os.path.join(root, rel), mode)
     return entries

@@ -221,25 +221,31 @@ def test_project_file_given_as_the_directory(command: str, tmp_path: Path, monke
     assert "hint: -C takes the project's directory; to name the project file, use -f ukbuild.toml" in result.err
 
 
-@pytest.mark.parametrize("where", ["input", "output"])
+@pytest.mark.parametrize("where", ["input", "output", "file-output"])
 def test_special_file_is_a_clear_failure(where: str, tmp_path: Path) -> None:
-    """A named pipe among an action's inputs or in a declared output directory: exit 1, the path as
-    the user knows it, a hint, no traceback, nothing cached."""
+    """A named pipe among an action's inputs, in a declared output directory or as a declared
+    output file (which was opened to be stored and hung the build): exit 1, the path as the
+    user knows it, a hint, no traceback, nothing cached."""
     project = tmp_path / "p"
     (project / "in").mkdir(parents=True)
     if where == "input":
         os.mkfifo(project / "in" / "pipe")
-    command = '["sh", "-c", "mkdir -p d && mkfifo d/pipe"]' if where == "output" else '["sh", "-c", "mkdir d"]'
+    command, outputs = {
+        "input": ('["sh", "-c", "mkdir d"]', '["d/"]'),
+        "output": ('["sh", "-c", "mkdir -p d && mkfifo d/pipe"]', '["d/"]'),
+        "file-output": ('["sh", "-c", "mkfifo pipe"]', '["pipe"]'),
+    }[where]
     (project / "ukbuild.toml").write_text(
         '[project]\nname = "p"\n[toolchain.host]\ntools = ["sh", "mkdir", "mkfifo"]\n'
-        f'[action.a]\ncommand = {command}\ninputs = ["in/"]\noutputs = ["d/"]\n')
+        f'[action.a]\ncommand = {command}\ninputs = ["in/"]\noutputs = {outputs}\n')
     cache = tmp_path / "cache"
-    result = ukbuild_process("build", "-C", project, "--cache-dir", cache)
+    result = ukbuild_process("build", "-C", project, "--cache-dir", cache, timeout=30)
     assert result.code == 1, result.err
     assert "Traceback" not in result.err + result.out
-    named = str(project / "in" / "pipe") if where == "input" else "a: output d/pipe"
+    named = {"input": str(project / "in" / "pipe"), "output": "a: output d/pipe", "file-output": "a: output pipe"}[where]
     assert f"{named}: a named pipe; ukbuild stores only regular files, symlinks and directories" in result.err
-    assert "hint: remove it" in result.err
+    hint = "hint: have the command write a regular file" if where == "file-output" else "hint: remove it"
+    assert hint in result.err
     assert not list((cache / "ac").rglob("*/*"))
 
 

@@ -174,3 +174,27 @@ def test_two_builds_into_one_output_dir_take_turns(tmp_path: Path) -> None:
     assert any("another build is writing" in err for _, err, _ in results)
     assert (tmp_path / "out" / "big").stat().st_size == 30_000_000
     assert not any(p.name.endswith(".ukbuild-tmp") for p in (tmp_path / "out").iterdir())
+
+
+def test_output_named_near_name_max_is_placed(tmp_path: Path) -> None:
+    """A foreach stem of 250 characters: the action's log, its output of 252 and the output's
+    temp file (which `.NAME.ukbuild-tmp` would make 265 bytes) all fit in NAME_MAX."""
+    stem = "s" * 250
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / f"{stem}.c").write_text("int x;\n")
+    (tmp_path / "ukbuild.toml").write_text(
+        '[project]\nname = "p"\n[action.cc]\nforeach = "src/*.c"\n'
+        'command = ["sh", "-c", "cp {in} {stem}.o"]\ninputs = ["{in}"]\noutputs = ["{stem}.o"]\n')
+    args = ("build", "-C", tmp_path, "--cache-dir", tmp_path / "cache")
+    result = ukbuild(*args)
+    assert result.code == 0, result.err
+    output = tmp_path / "out" / f"{stem}.o"
+    assert output.read_text() == "int x;\n"
+    from ukbuild._materialize import _temp_name  # noqa: PLC0415
+
+    partial = Path(_temp_name(str(output)))  # a killed build's partial copy: found and removed
+    assert len(partial.name) <= 255 and partial.name.startswith(".sss") and partial.name.endswith(".ukbuild-tmp")
+    partial.write_text("half")
+    (tmp_path / "out" / ".ukbuild" / "noop").unlink()
+    assert ukbuild(*args).code == 0
+    assert not partial.exists() and output.read_text() == "int x;\n"

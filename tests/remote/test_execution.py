@@ -158,6 +158,16 @@ def test_failing_command_is_a_failure_and_not_cached(
     assert worker.leases() == 2  # BuildGrid did not answer the second Execute from its cache
 
 
+def test_command_killed_by_a_signal_says_which(
+    tmp_path: Path, workers: Callable[..., WorkerProcess], remote_executor: RemoteConfig
+) -> None:
+    workers("w", "--tools", "sh,sleep")
+    root = project(tmp_path, "killed", f'[action.k]\ncommand = ["sh", "-c", "echo {uuid.uuid4()}; kill -9 $$"]\noutputs = ["x"]\n')
+    error = build(root, tmp_path / "cache", remote_executor).outcomes["k"].error
+    assert error is not None and error.reason == "action-failed"
+    assert error.message == "k: command killed by SIGKILL"
+
+
 def test_missing_output_is_a_build_error(
     tmp_path: Path, workers: Callable[..., WorkerProcess], remote_executor: RemoteConfig
 ) -> None:
@@ -167,6 +177,23 @@ def test_missing_output_is_a_build_error(
     error = result.outcomes["lazy"].error
     assert error is not None and error.reason == "missing-output"
     assert "'dir/' was not produced" in error.message or "'out.txt' was not produced" in error.message
+
+
+def test_special_file_output_is_named(
+    tmp_path: Path, workers: Callable[..., WorkerProcess], remote_executor: RemoteConfig
+) -> None:
+    """A named pipe as a declared output, or inside one, on a worker: the failure names the output
+    as the action sees it (it was 'not produced', or a path in the worker's scratch dir)."""
+    workers("w", "--tools", "sh,sleep")
+    root = project(tmp_path, "pipes", '[action.f]\ncommand = ["sh", "-c", "mkfifo pipe"]\noutputs = ["pipe"]\n'
+                   '[action.d]\ncommand = ["sh", "-c", "mkdir d && mkfifo d/pipe"]\noutputs = ["d/"]\n')
+    result = build(root, tmp_path / "cache", remote_executor)
+    for name, path in (("f", "pipe"), ("d", "d/pipe")):
+        error = result.outcomes[name].error
+        assert error is not None and error.reason == "remote-execution-failed"
+        assert error.message == (f"{name}: remote execution failed: output {path}: a named pipe; "
+                                 "ukbuild stores only regular files, symlinks and directories")
+    assert result.count("cached") == 0
 
 
 def test_cli_remote_executor(tmp_path: Path, workers: Callable[..., WorkerProcess], execution: Server) -> None:

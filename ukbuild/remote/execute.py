@@ -37,7 +37,7 @@ from typing import Any
 
 import grpc
 
-from .._executor import Executor, Staging, _remove_tree, _tail, action_env
+from .._executor import Executor, Staging, _remove_tree, _tail, action_env, ended
 from .._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
 from .._store import hash_file
 from .._trees import flatten_tree, merkle, scan, tree_message
@@ -258,7 +258,7 @@ class RemoteExecutor:
                     out.write(self.store.read_bytes(d) or b"")
         if remote.exit_code != 0:
             raise BuildError(
-                f"{action.name}: command failed with exit status {remote.exit_code}",
+                f"{action.name}: command {ended(remote.exit_code)}",
                 detail=_tail(log),
                 hint=f"full log: {log}",
                 reason="action-failed",

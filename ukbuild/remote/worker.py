@@ -39,6 +39,7 @@ import os
 import posixpath
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -63,8 +64,8 @@ from .._reapi import (
     decode_digest,
 )
 from .._store import Store
-from .._trees import scan, tree_message
-from ..errors import UkbuildError
+from .._trees import scan, special_file, tree_message
+from ..errors import BuildError, UkbuildError
 from ..model import LOGICAL_WORKDIR, Toolchain
 from ..toolchains import detect_host_toolchain, needs_wrappers, write_wrappers
 from . import _exwire
@@ -77,7 +78,7 @@ from .reapi import GrpcCache
 
 BOTS = "/google.devtools.remoteworkers.v1test2.Bots/"
 # google.rpc codes a lease can end with.
-OK, DEADLINE_EXCEEDED, FAILED_PRECONDITION, INTERNAL, UNAVAILABLE = 0, 4, 9, 13, 14
+OK, INVALID_ARGUMENT, DEADLINE_EXCEEDED, FAILED_PRECONDITION, INTERNAL, UNAVAILABLE = 0, 3, 4, 9, 13, 14
 #: How often a busy bot reports its leases (BuildGrid's keepalive must be longer).
 HEARTBEAT = 1.0
 
@@ -348,19 +349,28 @@ class Worker:
         files, dirs, links = [], [], []
         blobs: set[Digest] = set()
         for rel, path in sorted(outputs.items()):
-            if os.path.islink(path):
+            try:
+                st = os.lstat(path)  # (never opened before its kind is known: a named pipe would block)
+            except FileNotFoundError:
+                continue  # the client reports it as not produced
+            if stat.S_ISLNK(st.st_mode):
                 links.append(OutputSymlink(rel, os.readlink(path)))
-            elif path.is_dir():
-                entries = scan(path, lambda p, _st: self.store.put_file(Path(p)))
+            elif stat.S_ISDIR(st.st_mode):
+                try:
+                    entries = scan(path, lambda p, _st: self.store.put_file(Path(p)))
+                except BuildError as exc:  # a special file inside: named as the action sees it
+                    raise JobError(INVALID_ARGUMENT, "output " + exc.message.replace(f"{path}/", f"{rel}/", 1)) from None
                 root, tree, tree_digest = tree_message(entries)
                 self.store.put_bytes(tree.encode())
                 blobs.add(tree_digest)
                 blobs.update(f.digest for d in (tree.root, *tree.children) for f in d.files)
                 dirs.append(OutputDirectory(rel, tree_digest, root))
-            elif path.is_file():
+            elif stat.S_ISREG(st.st_mode):
                 digest = self.store.put_file(path)
                 blobs.add(digest)
-                files.append(OutputFile(rel, digest, bool(path.stat().st_mode & 0o111)))
+                files.append(OutputFile(rel, digest, bool(st.st_mode & 0o111)))
+            else:
+                raise JobError(INVALID_ARGUMENT, special_file(f"output {rel}", st.st_mode).message)
         log_digest = self.store.put_file(log)
         blobs.add(log_digest)
         missing = self.cache.find_missing(blobs)
