@@ -19,13 +19,12 @@ from pathlib import Path
 
 from ._executor import LostOutput, output_entries
 from ._journal import FileDigests, stat_key
+from ._noop import StatKey
 from ._reapi import ActionResult, Digest
 from ._store import COMPRESS_MIN, Store
 from ._trees import DirEntry, FileEntry, LinkEntry
 from .errors import BuildError
 
-
-StatKey = tuple[int, int, int, int]
 
 
 def materialize(

@@ -27,6 +27,7 @@ FORMAT = 5
 #: Stat data, packed: (mtime ns, ctime ns, size, inode) per path, in one bytes object
 #: (loading 4 integer objects per path cost a twentieth of a 10k-action no-op).
 _STAT = struct.Struct("4q")
+StatKey = tuple[int, int, int, int]  # (one path's, unpacked)
 #: A path that was missing when recorded (no file has size -1): still missing is unchanged.
 _MISSING = (0, 0, -1, 0)
 #: A path whose state the build cannot vouch for (it changed while the build read it):
@@ -48,7 +49,8 @@ def request(project_file: str, targets: list[str], out_dir: str, overrides: dict
             os.path.realpath(out_dir), sorted(overrides.items()), env]
 
 
-def _stat(path: str) -> tuple[int, int, int, int] | None:
+def stat_of(path: str) -> StatKey | None:
+    """A path's stat data as the record keeps it (None: missing)."""
     try:
         st = os.lstat(path)
     except OSError:
@@ -133,7 +135,7 @@ def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | Non
     now: dict[str, tuple[int, int, int, int] | None] = {}
     for i in range(start, len(paths)):
         path = paths[i]
-        found = _stat(path)
+        found = stat_of(path)
         if found != stats[i]:
             changed.append(path)
             now[path] = found
@@ -164,9 +166,9 @@ def record(
     :func:`check` to answer."""
     paths = sorted(set(paths))
     if stats is None:
-        found = [_stat(p) for p in paths]
+        found = [stat_of(p) for p in paths]
     else:
-        found = [stats[p] if p in stats else _stat(p) for p in paths]
+        found = [stats[p] if p in stats else stat_of(p) for p in paths]
     packed = b"".join(_STAT.pack(*(s or _MISSING)) for s in found)
     token = os.urandom(8).hex()
     target = os.path.join(state, "noop")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._graph import check_graph, closure
-from ._noop import UNKNOWN
+from ._noop import UNKNOWN, stat_of
 from ._origins import Origins, read_toml
 from .errors import ConfigError
 from .model import (
@@ -108,19 +108,11 @@ def load_project(
     ``configure_answers``.
     """
     file = find_project_file(Path(path)).absolute()  # not resolve(): symlinked inputs (Bazel) stay where given
-    before = _stat(str(file))  # before reading: an edit from now on is seen by the next build
+    before = stat_of(str(file))  # before reading: an edit from now on is seen by the next build
     data, text = read_toml(file)
     loader = _Loader(file, text, backends)
     loader.watched[str(file)] = before
     return loader.project(data, dict(retarget or {}))
-
-
-def _stat(path: str) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
 class _Loader:
@@ -253,7 +245,7 @@ class _Loader:
         top = self.top
         top.graph_dirs.add(path)
         if path not in top.watched:
-            top.watched[path] = _stat(path)
+            top.watched[path] = stat_of(path)
 
     def glob_files(self, pattern: str) -> list[str]:
         """The project files ``pattern`` matches.  Every directory the match depends on is

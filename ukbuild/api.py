@@ -24,6 +24,7 @@ from ._cachedir import default_cache_dir
 from ._executor import Executor, LostOutput, scratch_root
 from ._graph import closure, order
 from ._materialize import materialize
+from ._noop import StatKey
 from ._project import load_project
 from ._reapi import Digest
 from ._scheduler import Outcome, Scheduler
@@ -51,17 +52,6 @@ __all__ = [
     "load_project",
     "run",
 ]
-
-
-StatKey = tuple[int, int, int, int]
-
-
-def _stat(path: str) -> StatKey | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
 def _jobs() -> int:
@@ -268,7 +258,7 @@ class _Session:
         in between is recorded as unknown, so that the next build detects again."""
         stats = self.tool_stats
         for path in tool_paths(toolchain, lookups):
-            stats.setdefault(path, _stat(path))
+            stats.setdefault(path, _noop.stat_of(path))
         for path, digest in [*((t.path, t.digest) for t in toolchain.tools), *toolchain.files]:
             real = os.path.realpath(path)
             try:
@@ -367,7 +357,7 @@ class Build:
         project, options = self.project, self.options
         # Stat data taken before anything is read (the loader took its files' before parsing):
         # what changes from now on is seen by the next build.
-        read_stats = {p: project.file_stats[p] if p in project.file_stats else _stat(p) for p in project.files}
+        read_stats = {p: project.file_stats[p] if p in project.file_stats else _noop.stat_of(p) for p in project.files}
         self._bus.emit("build-started", project=project.name, targets=self.targets, jobs=options.jobs,
                        out_dir=str(session.out_dir), cache_dir=str(session.cache_dir) if session.cache_dir else None)
         needed = closure(project.actions, self.targets)

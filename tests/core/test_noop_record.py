@@ -390,18 +390,14 @@ def test_no_path_is_statted_when_the_record_is_written(
     def late(path: str) -> None:
         raise AssertionError(f"{path} stat'ed after the build")
 
-    monkeypatch.setattr(_noop, "_stat", late)
+    real_record = _noop.record
+
+    def record(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with monkeypatch.context() as patch:
+            patch.setattr(_noop, "stat_of", late)
+            return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(_noop, "record", record)
     for project in (example, links):
         build(project)
-        monkeypatch.setattr(_noop, "_stat", REAL_STAT)
         assert up_to_date(project)
-        monkeypatch.setattr(_noop, "_stat", late)
-
-
-def _real_stat():  # type: ignore[no-untyped-def]
-    from ukbuild import _noop  # noqa: PLC0415
-
-    return _noop._stat
-
-
-REAL_STAT = _real_stat()
