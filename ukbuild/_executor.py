@@ -163,9 +163,9 @@ class Executor:
             root = self._root_file_system(staging) if action.rootfs else None
             log = self.log_path(action)
             self._execute(staging, scratch, work, log, cancel, root)
-            produced = self._produced(action, work, log)
-            self._check(action, work, log)
-            return self._capture(action, work, log, produced)
+            produced = self._produced(action, work)
+            self._check(action, work, log)  # (before "not produced": a backend's check says more)
+            return self._capture(action, work, log, _all_present(action, produced, log))
         finally:
             if not self.keep_scratch:
                 _remove_tree(scratch)
@@ -473,21 +473,18 @@ class Executor:
                     reason=exc.reason,
                 ) from exc
 
-    def _produced(self, action: Action, work: Path, log: Path) -> list[tuple[str, Path, os.stat_result]]:
-        """Each declared output with its ``lstat``, of the kind declared: nothing here opens
-        an output, so a named pipe is an error rather than a read that never returns."""
-        found = []
+    def _produced(self, action: Action, work: Path) -> list[tuple[str, Path, os.stat_result | None]]:
+        """Each declared output with its ``lstat`` (None: missing), of the kind declared:
+        nothing here opens an output, so a named pipe is an error rather than a read that
+        never returns."""
+        found: list[tuple[str, Path, os.stat_result | None]] = []
         for output in action.outputs:
             path = work / output
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
-                raise BuildError(
-                    f"{action.name}: declared output '{output}' was not produced",
-                    detail=_tail(log),
-                    hint=f"check the command writes {output} relative to the scratch root; full log: {log}",
-                    reason="missing-output",
-                ) from None
+                found.append((output, path, None))
+                continue
             mode = st.st_mode
             if output.endswith("/"):
                 if not stat.S_ISDIR(mode):
@@ -534,6 +531,21 @@ class LostOutput(Exception):
     def __init__(self, producer: str) -> None:
         super().__init__(producer)
         self.producer = producer
+
+
+def _all_present(
+    action: Action, produced: list[tuple[str, Path, os.stat_result | None]], log: Path
+) -> list[tuple[str, Path, os.stat_result]]:
+    """``produced``, once every declared output is there; else the error naming the first missing."""
+    for output, _, st in produced:
+        if st is None:
+            raise BuildError(
+                f"{action.name}: declared output '{output}' was not produced",
+                detail=_tail(log),
+                hint=f"check the command writes {output} relative to the scratch root; full log: {log}",
+                reason="missing-output",
+            )
+    return [(output, path, st) for output, path, st in produced if st is not None]
 
 
 def output_entries(result: ActionResult, store: Store) -> dict[str, FileEntry | LinkEntry | DirEntry] | None:
