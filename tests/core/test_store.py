@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from ukbuild._store import COMPRESS_MIN, Store, parse_size
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "cache")
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "cache") as opened:  # (closing removes a degraded store's spill area)
+        yield opened
 
 
 class TestBlobs:
