@@ -311,6 +311,7 @@ class Rebuild:
 
         data, state = self.data, self.state
         out_dir = data["out_dir"]
+        _noop.forget(state)
         if self.sandbox:
             from ._sandbox import bwrap_available  # noqa: PLC0415
 
