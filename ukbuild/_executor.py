@@ -539,13 +539,18 @@ def _all_present(
     """``produced``, once every declared output is there; else the error naming the first missing."""
     for output, _, st in produced:
         if st is None:
-            raise BuildError(
-                f"{action.name}: declared output '{output}' was not produced",
-                detail=_tail(log),
-                hint=f"check the command writes {output} relative to the scratch root; full log: {log}",
-                reason="missing-output",
-            )
+            raise missing_output(action, output, log)
     return [(output, path, st) for output, path, st in produced if st is not None]
+
+
+def missing_output(action: Action, output: str, log: Path) -> BuildError:
+    """The error for a declared output the command did not write (run here or remotely)."""
+    return BuildError(
+        f"{action.name}: declared output '{output}' was not produced",
+        detail=_tail(log),
+        hint=f"check the command writes {output} relative to the scratch root; full log: {log}",
+        reason="missing-output",
+    )
 
 
 def output_entries(result: ActionResult, store: Store) -> dict[str, FileEntry | LinkEntry | DirEntry] | None:

@@ -288,13 +288,7 @@ class Rebuild:
         start = time.monotonic()
         self.bus.emit("build-started", project=self.data["name"], targets=self.targets, jobs=self.jobs,
                       out_dir=self.data["out_dir"], cache_dir=str(self.store.root))
-        waited = []
-
-        def wait() -> None:
-            waited.append(True)
-            self.bus.emit("warning", message=f"another build is writing {self.data['out_dir']}: waiting for it")
-
-        lock = _outlock.hold(self.state, wait)
+        lock, waited = _outlock.hold(self.state, self.data["out_dir"], lambda m: self.bus.emit("warning", message=m))
         try:
             if waited:  # it may have changed what this plan was made from
                 self.store.close()

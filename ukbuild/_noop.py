@@ -132,7 +132,7 @@ def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | Non
     if len(paths) != len(stats):
         return None
     changed: list[str] = []
-    now: dict[str, tuple[int, int, int, int] | None] = {}
+    now: dict[str, StatKey | None] = {}
     for i in range(start, len(paths)):
         path = paths[i]
         found = stat_of(path)
@@ -142,7 +142,7 @@ def changes(state: str, req: list[object]) -> tuple[dict, list[str], dict] | Non
     return data, changed, now
 
 
-def stats_of(data: dict) -> list[tuple[int, int, int, int] | None]:  # type: ignore[type-arg]
+def stats_of(data: dict) -> list[StatKey | None]:  # type: ignore[type-arg]
     """A record's stat data, path by path (None: missing when recorded; :data:`UNKNOWN`
     never matches a path's stat)."""
     return [None if s == _MISSING else s for s in _STAT.iter_unpack(data["stats"])]
@@ -154,7 +154,7 @@ def record(
     paths: list[str],
     summary: dict,  # type: ignore[type-arg]
     *,
-    stats: dict[str, tuple[int, int, int, int] | None] | None = None,
+    stats: dict[str, StatKey | None] | None = None,
     environ: Mapping[str, str | None] | None = None,
 ) -> str | None:
     """Write the record; ``stats`` gives paths' stat data taken when the build read or

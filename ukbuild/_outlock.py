@@ -10,20 +10,22 @@ import os
 from collections.abc import Callable
 
 
-def hold(state_dir: str, on_wait: Callable[[], None]) -> int:
-    """Take the lock of the build whose state lives in ``state_dir`` (waiting, after
-    ``on_wait``, while another build holds it); returns what :func:`release` takes."""
+def hold(state_dir: str, out_dir: str, warn: Callable[[str], None]) -> tuple[int, bool]:
+    """Take the lock of the build whose state lives in ``state_dir``, waiting (with a
+    warning) while another build writing ``out_dir`` holds it.  Returns what
+    :func:`release` takes, and whether it waited."""
     fd = os.open(os.path.join(state_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            on_wait()
+            warn(f"another build is writing {out_dir}: waiting for it to finish")
             fcntl.flock(fd, fcntl.LOCK_EX)
+            return fd, True
     except BaseException:  # (Ctrl-C while waiting)
         os.close(fd)
         raise
-    return fd
+    return fd, False
 
 
 def release(fd: int) -> None:

@@ -33,7 +33,7 @@ from .errors import BuildError, ConfigError, ToolchainError, UkbuildError
 from .events import EventBus, Subscriber
 from .keys import KeyValue, canonical_json, diff_documents
 from .model import Action, Project, SourceInput, Toolchain
-from .toolchains import Lookup, detect_host_toolchain, shadowing, tool_paths, watching_lookups
+from .toolchains import Lookup, detect_host_toolchain, find_tool, shadowing, tool_paths, watching_lookups
 
 if TYPE_CHECKING:
     from .plugins import Backend, Check, Detection, RecordingEnviron
@@ -140,9 +140,7 @@ def _check_directories(root: Path, out_dir: Path, state_dir: Path, scratch_dir: 
     """Refuse, before anything is written, directories a build cannot use: a file in the
     way, or an output directory holding the project (output directories are pruned of
     what the build did not write, so the project's own files would go)."""
-    project = os.path.realpath(root)
-    out = os.path.realpath(out_dir)
-    if project == out or project.startswith(out.rstrip("/") + "/"):
+    if _holds(out_dir, root):
         raise ConfigError(
             f"output directory {out_dir}: it holds the project ({root}), whose files outputs would replace",
             hint="give the outputs a directory of their own, e.g. -o out (the default) or one outside the project",
@@ -155,6 +153,12 @@ def _check_directories(root: Path, out_dir: Path, state_dir: Path, scratch_dir: 
                     raise ConfigError(f"{what} {path}: {place} is a file, not a directory",
                                       hint="name a directory (it is created if missing)", reason="bad-directory")
                 break
+
+
+def _holds(outer: str | os.PathLike[str], inner: str | os.PathLike[str]) -> bool:
+    """Whether directory ``outer`` is ``inner`` or one of its ancestors (symlinks resolved)."""
+    outer, inner = os.path.realpath(outer), os.path.realpath(inner)
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
 def _make_directory(what: str, path: Path, option: str) -> None:
@@ -181,8 +185,7 @@ class _Session:
                                   reason="bad-override")
         out = os.path.realpath(options.out_dir or Path(project.root) / "out")
         for name, path in options.overrides.items():
-            tree = os.path.realpath(path)
-            if os.path.isdir(tree) and (out == tree or out.startswith(tree.rstrip("/") + "/")):
+            if os.path.isdir(path) and _holds(path, out):
                 raise ConfigError(f"--override {name}={path}: the output directory {out} is inside it, so every "
                                   "build would change the tree it is keyed by",
                                   hint="give the outputs a directory outside the override tree (-o)",
@@ -266,10 +269,10 @@ class _Session:
                 same = str(self.digests(real, st)) == digest  # (by stat: hashed again only if changed)
             except OSError:
                 same = False
-            stats[real] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino) if same else _noop.UNKNOWN
+            stats[real] = _journal.stat_key(st) if same else _noop.UNKNOWN
         for lookup in lookups:
             name, search, found = lookup
-            if shutil.which(name, path=os.pathsep.join(search)) != found:
+            if find_tool(name, search) != found:
                 for path in (*shadowing(lookup), *([found] if found else [])):
                     stats[path] = _noop.UNKNOWN
 
@@ -379,8 +382,8 @@ class Build:
         _make_directory("state directory", session.state_dir, "--state-dir (default: OUT/.ukbuild)")
         _make_directory("scratch directory", scratch_root(options.scratch_dir),
                         "--scratch-dir (default: $TMPDIR/ukbuild-UID)")
-        session.lock = _outlock.hold(str(session.state_dir), lambda: self._bus.emit(
-            "warning", message=f"another build is writing {session.out_dir}: waiting for it to finish"))
+        session.lock, _ = _outlock.hold(str(session.state_dir), str(session.out_dir),
+                                        lambda m: self._bus.emit("warning", message=m))
         executor: Executor | RemoteExecutor = Executor(
             session.store, session.root,
             scratch_root=scratch_root(options.scratch_dir),

@@ -37,7 +37,7 @@ from typing import Any
 
 import grpc
 
-from .._executor import Executor, Staging, _remove_tree, _tail, action_env, ended
+from .._executor import Executor, Staging, _remove_tree, _tail, action_env, ended, missing_output
 from .._reapi import ActionResult, Digest, OutputDirectory, OutputFile, OutputSymlink
 from .._store import hash_file
 from .._trees import flatten_tree, merkle, scan, tree_message
@@ -273,12 +273,7 @@ class RemoteExecutor:
             found = by_path.get(path)
             rel = output.rstrip("/")
             if found is None:
-                raise BuildError(
-                    f"{action.name}: declared output '{output}' was not produced",
-                    detail=_tail(log),
-                    hint=f"check the command writes {output} relative to the scratch root; full log: {log}",
-                    reason="missing-output",
-                )
+                raise missing_output(action, output, log)
             if isinstance(found, OutputDirectory) != output.endswith("/"):
                 kind = "is not a directory" if output.endswith("/") else "is a directory"
                 raise BuildError(f"{action.name}: output '{output}' {kind}", reason="wrong-output-kind")
