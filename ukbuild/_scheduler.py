@@ -205,6 +205,13 @@ class Scheduler:
         self._trees[memo] = (result, found)
         return found
 
+    def _track(self, path: str, st: os.stat_result) -> None:
+        """A path the key being computed reads: tracked for the records, listed among the
+        action's reads, its stat data as read noted (:meth:`_saw`)."""
+        self.tracked.add(path)
+        self._reading.append(path)
+        self._saw(path, st)
+
     def _saw(self, path: str, st: os.stat_result) -> None:
         """Note the stat data ``path`` had when read (before its content was hashed)."""
         key = stat_key(st)
@@ -215,9 +222,7 @@ class Scheduler:
         """An input file's digest or a directory's tree.  An input that is a symlink counts as
         what it points to (staged as a copy): both paths are tracked, so either changing is seen."""
         st = os.lstat(path)
-        self.tracked.add(path)
-        self._reading.append(path)
-        self._saw(path, st)
+        self._track(path, st)
         if stat_mod.S_ISLNK(st.st_mode):
             real = os.path.realpath(path)
             try:
@@ -225,9 +230,7 @@ class Scheduler:
             except OSError as exc:
                 raise BuildError(f"input {path}: a symbolic link to {os.readlink(path)}, which is missing",
                                  hint="restore what it points to, or remove the link", reason="missing-input") from exc
-            self.tracked.add(real)
-            self._reading.append(real)
-            self._saw(real, st)
+            self._track(real, st)
         if not (stat_mod.S_ISDIR(st.st_mode) or stat_mod.S_ISREG(st.st_mode)):
             raise BuildError(f"input {path}: not a regular file or directory (a named pipe, socket or device)",
                              hint="inputs are files and directories; create that one at run time instead",
@@ -271,9 +274,7 @@ class Scheduler:
         in it: a file added to it changes only the root's stat data."""
         roots = [path] if not os.path.islink(path) else [path, os.path.realpath(path)]
         for root in roots:
-            self.tracked.add(root)
-            self._reading.append(root)
-            self._saw(root, os.lstat(root))
+            self._track(root, os.lstat(root))
         return "tree:" + str(self._tree(path))
 
     def _source_value(self, item: SourceInput) -> KeyValue:
